@@ -1,0 +1,1 @@
+"""Shared foundations of every bill.sh service: money, ids, errors, events and plumbing."""

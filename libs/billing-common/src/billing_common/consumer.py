@@ -1,0 +1,215 @@
+"""Effectively-once consumption on FastStream: inbox, retries, dead letters.
+
+For each message, in order per partition:
+
+1. parse and validate the envelope and its data against the topic's model; a
+   message that does not validate can never succeed, so it is dead-lettered;
+2. in one database transaction, insert `(consumer, event id)` into the inbox
+   and, only if that row is new, run the handler: a redelivered event changes
+   nothing;
+3. only then does FastStream commit the offset (`AckPolicy.NACK_ON_ERROR` with
+   auto-commit off; never `ACK_FIRST`, which commits before processing).
+
+A retryable failure is retried in place with backoff (the partition waits: a
+customer's events are never reordered); one that is not, or that exhausts its
+attempts, goes to `<topic>.dlq` with the original topic, partition, offset and
+the reason in headers, and the DLQ write is acknowledged before the offset is
+committed. After `max_consecutive_dead_letters` in a row the consumer halts
+and reports unhealthy instead of draining the topic after a bad deploy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from prometheus_client import Counter
+
+from billing_common.db import Connection, Pool
+from billing_common.errors import BillingError, InvalidEvent, is_retryable
+from billing_common.events import CloudEvent, DataT, Topic, dead_letter_topic
+from billing_common.faults import CONSUMER_AFTER_COMMIT, crash_point
+from billing_common.telemetry import continue_trace
+
+logger = logging.getLogger(__name__)
+
+EVENTS_CONSUMED = Counter(
+    "billing_events_consumed_total",
+    "Messages consumed, by outcome (applied, duplicate, dead_lettered)",
+    ["consumer", "topic", "outcome"],
+)
+EVENT_RETRIES = Counter(
+    "billing_event_retries_total", "Retries of retryable failures", ["consumer", "topic"]
+)
+
+Handler = Callable[[Connection, CloudEvent[Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ConsumerPolicy:
+    max_attempts: int = 5
+    retry_backoff: float = 0.2
+    max_consecutive_dead_letters: int = 20
+
+
+class ConsumerHalted(Exception):
+    """Raised for messages that arrive after the consumer decided to stop."""
+
+
+class InboxConsumer:
+    """One consumer group of a service: its topics, their handlers, one FastStream subscriber."""
+
+    def __init__(
+        self,
+        *,
+        group: str,
+        pool: Pool,
+        broker: KafkaBroker,
+        policy: ConsumerPolicy,
+        after_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.group = group
+        self.pool = pool
+        self.broker = broker
+        self.policy = policy
+        self.after_commit = after_commit
+        self._routes: dict[str, tuple[Topic[Any], Handler]] = {}
+        self._consecutive_dead_letters = 0
+        self.halted_reason: str | None = None
+
+    def handle(
+        self, topic: Topic[DataT], handler: Callable[[Connection, CloudEvent[DataT]], Awaitable[None]]
+    ) -> None:
+        """Route `topic` to `handler`, which runs inside the inbox transaction."""
+        if topic.name in self._routes:
+            raise ValueError(f"{topic.name} already has a handler in {self.group}")
+        self._routes[topic.name] = (topic, handler)  # type: ignore[assignment]
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self._routes)
+
+    def register(self) -> None:
+        """Create the FastStream subscriber; call before the broker starts."""
+        if not self._routes:
+            return
+        subscriber = self.broker.subscriber(
+            *self._routes,
+            group_id=self.group,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=10 * 60 * 1000,
+        )
+
+        @subscriber
+        async def on_message(message: KafkaMessage) -> None:
+            await self.process(
+                message.raw_message.topic,  # type: ignore[union-attr]
+                message.raw_message.partition,  # type: ignore[union-attr]
+                message.raw_message.offset,  # type: ignore[union-attr]
+                message.raw_message.key,  # type: ignore[union-attr]
+                message.body,
+            )
+
+    async def process(
+        self, topic_name: str, partition: int, offset: int, key: bytes | None, payload: bytes
+    ) -> None:
+        """Apply one message effectively once, or dead-letter it. Raising means: redeliver."""
+        if self.halted_reason is not None:
+            # Leave the message uncommitted; the pause keeps the redelivery loop slow.
+            await asyncio.sleep(1.0)
+            raise ConsumerHalted(self.halted_reason)
+        topic, handler = self._routes[topic_name]
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                event = topic.parse(payload)
+                with continue_trace(f"consume {topic_name}", event.traceparent):
+                    applied = await self._apply(topic, handler, event, partition, offset)
+                crash_point(CONSUMER_AFTER_COMMIT)
+                self._consecutive_dead_letters = 0
+                EVENTS_CONSUMED.labels(self.group, topic_name, "applied" if applied else "duplicate").inc()
+                if applied:
+                    self.after_commit()
+                return
+            except Exception as exc:
+                if is_retryable(exc) and attempt < self.policy.max_attempts:
+                    EVENT_RETRIES.labels(self.group, topic_name).inc()
+                    logger.warning(
+                        "retrying %s[%d]@%d (attempt %d): %s",
+                        topic_name, partition, offset, attempt, exc,
+                    )
+                    await asyncio.sleep(self.policy.retry_backoff * 2 ** (attempt - 1))
+                    continue
+                reason = _reason(exc, attempt)
+                await self._dead_letter(topic_name, partition, offset, key, payload, reason)
+                return
+
+    async def _apply(
+        self,
+        topic: Topic[Any],
+        handler: Handler,
+        event: CloudEvent[Any],
+        partition: int,
+        offset: int,
+    ) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            fresh = await conn.fetchval(
+                "INSERT INTO inbox (consumer, event_id, topic, kafka_partition, kafka_offset) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
+                self.group,
+                event.id,
+                topic.name,
+                partition,
+                offset,
+            )
+            if not fresh:
+                return False
+            await handler(conn, event)
+            return True
+
+    async def _dead_letter(
+        self,
+        topic_name: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        payload: bytes,
+        reason: str,
+    ) -> None:
+        await self.broker.publish(
+            payload,
+            topic=dead_letter_topic(topic_name),
+            key=key,
+            headers={
+                "x-original-topic": topic_name,
+                "x-original-partition": str(partition),
+                "x-original-offset": str(offset),
+                "x-dead-letter-reason": reason,
+                "x-consumer-group": self.group,
+            },
+        )
+        EVENTS_CONSUMED.labels(self.group, topic_name, "dead_lettered").inc()
+        logger.error("dead-lettered %s[%d]@%d: %s", topic_name, partition, offset, reason)
+        self._consecutive_dead_letters += 1
+        if self._consecutive_dead_letters >= self.policy.max_consecutive_dead_letters:
+            self.halted_reason = (
+                f"{self._consecutive_dead_letters} messages dead-lettered in a row; "
+                f"last: {reason}"
+            )
+            logger.critical("consumer %s halted: %s", self.group, self.halted_reason)
+
+
+def _reason(exc: Exception, attempts: int) -> str:
+    if isinstance(exc, InvalidEvent):
+        return exc.detail
+    if isinstance(exc, BillingError):
+        return f"{exc.code}: {exc.detail}"
+    return f"gave up after {attempts} attempts: {type(exc).__name__}: {exc}"

@@ -1,0 +1,1 @@
+"""bill.sh audit service: an append-only log of every state change on the platform."""

@@ -1,0 +1,1 @@
+"""bill.sh customers service: who is billed, in which currency and timezone."""

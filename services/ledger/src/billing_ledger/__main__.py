@@ -1,0 +1,4 @@
+from billing_common.runtime import run_service
+from billing_ledger.app import definition
+
+run_service(definition)
