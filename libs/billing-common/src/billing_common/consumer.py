@@ -84,12 +84,14 @@ class InboxConsumer:
         self.halted_reason: str | None = None
 
     def handle(
-        self, topic: Topic[DataT], handler: Callable[[Connection, CloudEvent[DataT]], Awaitable[None]]
+        self,
+        topic: Topic[DataT],
+        handler: Callable[[Connection, CloudEvent[DataT]], Awaitable[None]],
     ) -> None:
         """Route `topic` to `handler`, which runs inside the inbox transaction."""
         if topic.name in self._routes:
             raise ValueError(f"{topic.name} already has a handler in {self.group}")
-        self._routes[topic.name] = (topic, handler)  # type: ignore[assignment]
+        self._routes[topic.name] = (topic, handler)
 
     @property
     def topics(self) -> list[str]:
@@ -135,7 +137,9 @@ class InboxConsumer:
                     applied = await self._apply(topic, handler, event, partition, offset)
                 crash_point(CONSUMER_AFTER_COMMIT)
                 self._consecutive_dead_letters = 0
-                EVENTS_CONSUMED.labels(self.group, topic_name, "applied" if applied else "duplicate").inc()
+                EVENTS_CONSUMED.labels(
+                    self.group, topic_name, "applied" if applied else "duplicate"
+                ).inc()
                 if applied:
                     self.after_commit()
                 return
@@ -144,7 +148,11 @@ class InboxConsumer:
                     EVENT_RETRIES.labels(self.group, topic_name).inc()
                     logger.warning(
                         "retrying %s[%d]@%d (attempt %d): %s",
-                        topic_name, partition, offset, attempt, exc,
+                        topic_name,
+                        partition,
+                        offset,
+                        attempt,
+                        exc,
                     )
                     await asyncio.sleep(self.policy.retry_backoff * 2 ** (attempt - 1))
                     continue
@@ -201,8 +209,7 @@ class InboxConsumer:
         self._consecutive_dead_letters += 1
         if self._consecutive_dead_letters >= self.policy.max_consecutive_dead_letters:
             self.halted_reason = (
-                f"{self._consecutive_dead_letters} messages dead-lettered in a row; "
-                f"last: {reason}"
+                f"{self._consecutive_dead_letters} messages dead-lettered in a row; last: {reason}"
             )
             logger.critical("consumer %s halted: %s", self.group, self.halted_reason)
 

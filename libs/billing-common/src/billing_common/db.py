@@ -21,14 +21,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
+from typing import TypeAlias
 
 import asyncpg
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _SCHEMA_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
-Pool = asyncpg.Pool
-Connection = asyncpg.Connection
+Pool: TypeAlias = asyncpg.Pool
+Connection: TypeAlias = asyncpg.Connection
 
 
 @dataclass(frozen=True, order=True)
@@ -90,39 +91,37 @@ async def apply_migrations(
     validate_schema_name(history_table)
     history = f"{schema}.{history_table}"
     applied_now: list[Migration] = []
-    async with pool.acquire() as conn:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(history))
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            await conn.execute(
-                f"""CREATE TABLE IF NOT EXISTS {history} (
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _lock_key(history))
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        await conn.execute(
+            f"""CREATE TABLE IF NOT EXISTS {history} (
                     version INT PRIMARY KEY,
                     name TEXT NOT NULL,
                     checksum TEXT NOT NULL,
                     applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
                 )"""
-            )
-            rows = await conn.fetch(f"SELECT version, checksum FROM {history}")
-            done = {row["version"]: row["checksum"] for row in rows}
-            for migration in migrations:
-                if migration.version in done:
-                    if done[migration.version] != migration.checksum:
-                        raise RuntimeError(
-                            f"migration {migration.version:04d}_{migration.name} of schema "
-                            f"{schema} changed after it was applied; add a new migration instead"
-                        )
-                    continue
-                async with conn.transaction():
-                    await conn.execute(f"SET LOCAL search_path TO {schema}")
-                    await conn.execute(migration.sql)
-                    await conn.execute(
-                        f"INSERT INTO {history} (version, name, checksum) "
-                        "VALUES ($1, $2, $3)",
-                        migration.version,
-                        migration.name,
-                        migration.checksum,
+        )
+        rows = await conn.fetch(f"SELECT version, checksum FROM {history}")
+        done = {row["version"]: row["checksum"] for row in rows}
+        for migration in migrations:
+            if migration.version in done:
+                if done[migration.version] != migration.checksum:
+                    raise RuntimeError(
+                        f"migration {migration.version:04d}_{migration.name} of schema "
+                        f"{schema} changed after it was applied; add a new migration instead"
                     )
-                applied_now.append(migration)
+                continue
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL search_path TO {schema}")
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    f"INSERT INTO {history} (version, name, checksum) VALUES ($1, $2, $3)",
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                )
+            applied_now.append(migration)
     return applied_now
 
 

@@ -66,10 +66,11 @@ def validation_problem(exc: ValidationError) -> ValidationFailed:
 async def read_json(request: Request, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Any:
     """The request body as JSON, with 413/415/400 problems for what is not."""
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if content_type not in ("application/json", "application/cloudevents+json",
-                            "application/cloudevents-batch+json") and not content_type.endswith(
-        "+json"
-    ):
+    if content_type not in (
+        "application/json",
+        "application/cloudevents+json",
+        "application/cloudevents-batch+json",
+    ) and not content_type.endswith("+json"):
         raise UnsupportedMediaType(f"expected application/json, got {content_type!r}")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
@@ -106,9 +107,7 @@ def parse_query(request: Request, model: type[ModelT]) -> ModelT:
 
 
 def json_response(model: BaseModel, status_code: int = 200) -> Response:
-    return Response(
-        model.model_dump_json(), status_code=status_code, media_type="application/json"
-    )
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json")
 
 
 async def _billing_error(request: Request, exc: Exception) -> Response:
@@ -125,7 +124,9 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
         error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
     else:
         error = InvalidRequest(str(exc.detail))
-    return problem_response(error, request)
+    response = problem_response(error, request)
+    response.headers.update(exc.headers or {})  # e.g. `Allow` on a 405
+    return response
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -16,6 +16,7 @@ order on its partition.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -69,7 +70,8 @@ class OutboxWriter:
         )
         headers = {"ce_type": topic.name, "content-type": "application/cloudevents+json"}
         await conn.execute(
-            "INSERT INTO outbox (event_id, topic, key, payload, headers) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO outbox (event_id, topic, key, payload, headers)"
+            " VALUES ($1, $2, $3, $4, $5)",
             event.id,
             topic.name,
             subject,
@@ -125,10 +127,8 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
             if published < self.batch_size:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
-                except TimeoutError:
-                    pass
 
     async def publish_batch(self) -> int:
         """Publish up to `batch_size` unpublished rows; return how many."""

@@ -327,7 +327,10 @@ async def ensure_topics(bootstrap: str, topics: Sequence[str], *, partitions: in
         if missing:
             with contextlib.suppress(Exception):  # a concurrent creator won the race
                 await admin.create_topics(
-                    [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in missing]
+                    [
+                        NewTopic(name, num_partitions=partitions, replication_factor=1)
+                        for name in missing
+                    ]
                 )
             still_missing = set(missing) - set(await admin.list_topics())
             if still_missing:

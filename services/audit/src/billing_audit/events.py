@@ -1,6 +1,6 @@
 """What the audit log records: every fact topic of every producing service.
 
-A producer's topics join the audit log by being listed here; the contracts test
+A producer's topics join the audit log by being listed in `CONSUMES`; the contracts test
 checks that no produced fact topic is missing.
 """
 
@@ -11,6 +11,6 @@ from typing import Any
 from billing_common.events import Topic
 from billing_customers.events import PRODUCES as CUSTOMERS_PRODUCES
 
-AUDITED: tuple[Topic[Any], ...] = (*CUSTOMERS_PRODUCES,)
+CONSUMES: tuple[Topic[Any], ...] = (*CUSTOMERS_PRODUCES,)
 
 PRODUCES: tuple[Topic[Any], ...] = ()

@@ -73,7 +73,9 @@ async def get_customer(conn: Connection, tenant_id: str, customer_id: str) -> Cu
     return customer
 
 
-async def list_customers(conn: Connection, tenant_id: str, query: CustomerListQuery) -> CustomerList:
+async def list_customers(
+    conn: Connection, tenant_id: str, query: CustomerListQuery
+) -> CustomerList:
     customers, has_more = await repository.list_page(
         conn,
         tenant_id,

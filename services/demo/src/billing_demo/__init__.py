@@ -1,5 +1,6 @@
-"""bill.sh demo service: seed data for development, loaded through the public API.
+"""bill.sh demo: seed data for development, loaded through the public API.
 
-Not built yet: the process starts, connects, migrates its schema (the
-outbox and inbox) and answers /health, and does nothing else.
+`python -m billing_demo seed --gateway URL --api-key KEY` creates demo customers
+(idempotently); `make dev` runs it once the platform is up. As a service the process
+only starts, migrates its schema and answers /health.
 """

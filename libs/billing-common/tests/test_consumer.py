@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from billing_common.consumer import ConsumerPolicy, InboxConsumer
+from billing_common.db import Connection, Pool
+from billing_common.errors import Conflict, ServiceUnavailable
+from billing_common.events import CloudEvent, Topic, new_event
+from billing_common.ids import uuid7
+
+pytestmark = pytest.mark.service
+
+NOW = datetime(2026, 2, 1, tzinfo=UTC)
+FAST = ConsumerPolicy(max_attempts=3, retry_backoff=0.0, max_consecutive_dead_letters=3)
+
+
+def payload(topic: Topic[Any], widget_id: str, size: int, event_id: Any = None) -> bytes:
+    return new_event(
+        topic,
+        topic.data_model(widget_id=widget_id, size=size),
+        event_id=event_id or uuid7(),
+        source="widgets",
+        subject="cus_1",
+        tenant_id="ten_1",
+        time=NOW,
+    ).to_bytes()
+
+
+class Harness:
+    """A real PostgreSQL schema and FastStream's in-memory broker around one InboxConsumer."""
+
+    def __init__(self, pool: Pool, topic: Topic[Any], policy: ConsumerPolicy = FAST) -> None:
+        self.pool = pool
+        self.topic = topic
+        self.broker = KafkaBroker()
+        self.consumer = InboxConsumer(
+            group="billing-widgets", pool=pool, broker=self.broker, policy=policy
+        )
+        self.failures: list[Exception] = []
+        self.dead_letters: list[tuple[bytes, dict[str, str]]] = []
+        self.consumer.handle(topic, self.apply)
+        self.consumer.register()
+
+        @self.broker.subscriber(topic.dead_letter)
+        async def capture(message: KafkaMessage) -> None:
+            headers = {k: v for k, v in message.headers.items() if k.startswith("x-")}
+            self.dead_letters.append((message.body, headers))
+
+    async def apply(self, conn: Connection, event: CloudEvent[Any]) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        await conn.execute(
+            "INSERT INTO widgets (id, size) VALUES ($1, $2)", event.data.widget_id, event.data.size
+        )
+
+    async def widgets(self) -> list[tuple[str, int]]:
+        rows = await self.pool.fetch("SELECT id, size FROM widgets ORDER BY id")
+        return [(r["id"], r["size"]) for r in rows]
+
+
+class TestInboxConsumer:
+    async def test_a_redelivered_event_is_applied_once(
+        self, plumbed_pool: Pool, widget_topic: Topic[Any]
+    ) -> None:
+        h = Harness(plumbed_pool, widget_topic)
+        event_id = uuid7()
+        async with TestKafkaBroker(h.broker) as broker:
+            for _ in range(3):
+                await broker.publish(
+                    payload(widget_topic, "w1", 5, event_id), topic=widget_topic.name
+                )
+        assert await h.widgets() == [("w1", 5)]
+        inbox = await plumbed_pool.fetch("SELECT consumer, event_id FROM inbox")
+        assert [(r["consumer"], r["event_id"]) for r in inbox] == [("billing-widgets", event_id)]
+
+    async def test_a_retryable_failure_is_retried_then_applied(
+        self, plumbed_pool: Pool, widget_topic: Topic[Any]
+    ) -> None:
+        h = Harness(plumbed_pool, widget_topic)
+        h.failures = [ServiceUnavailable("db blip"), ConnectionResetError("reset")]
+        async with TestKafkaBroker(h.broker) as broker:
+            await broker.publish(payload(widget_topic, "w1", 5), topic=widget_topic.name)
+        assert await h.widgets() == [("w1", 5)]
+        assert h.dead_letters == []
+
+    async def test_a_failed_attempt_leaves_no_partial_effect(
+        self, plumbed_pool: Pool, widget_topic: Topic[Any]
+    ) -> None:
+        h = Harness(plumbed_pool, widget_topic)
+
+        async def insert_then_fail(conn: Connection, event: CloudEvent[Any]) -> None:
+            await conn.execute("INSERT INTO widgets (id, size) VALUES ('partial', 0)")
+            raise Conflict("not allowed")
+
+        h.consumer._routes[widget_topic.name] = (widget_topic, insert_then_fail)
+        async with TestKafkaBroker(h.broker) as broker:
+            await broker.publish(payload(widget_topic, "w1", 5), topic=widget_topic.name)
+        assert await h.widgets() == []
+        assert await plumbed_pool.fetchval("SELECT count(*) FROM inbox") == 0
+        assert len(h.dead_letters) == 1
+        assert h.dead_letters[0][1]["x-dead-letter-reason"] == "conflict: not allowed"
+
+    @pytest.mark.parametrize(
+        ("body", "reason"),
+        [
+            (b"{broken", "message is not JSON"),
+            (b'{"specversion": "1.0"}', "not a CloudEvents 1.0 envelope"),
+        ],
+    )
+    async def test_poison_goes_to_the_dead_letter_topic_and_the_next_is_applied(
+        self, plumbed_pool: Pool, widget_topic: Topic[Any], body: bytes, reason: str
+    ) -> None:
+        h = Harness(plumbed_pool, widget_topic)
+        async with TestKafkaBroker(h.broker) as broker:
+            await broker.publish(body, topic=widget_topic.name, key=b"cus_1")
+            await broker.publish(payload(widget_topic, "w2", 7), topic=widget_topic.name)
+        assert await h.widgets() == [("w2", 7)]
+        [(dead_body, headers)] = h.dead_letters
+        assert dead_body == body
+        assert headers["x-original-topic"] == widget_topic.name
+        assert headers["x-original-partition"] == "0"
+        assert "x-original-offset" in headers
+        assert reason in headers["x-dead-letter-reason"]
+        assert headers["x-consumer-group"] == "billing-widgets"
+
+    async def test_data_that_violates_the_schema_is_dead_lettered(
+        self, plumbed_pool: Pool, widget_topic: Topic[Any]
+    ) -> None:
+        h = Harness(plumbed_pool, widget_topic)
+        raw = json.loads(payload(widget_topic, "w1", 1))
+        raw["data"]["size"] = "huge"
+        async with TestKafkaBroker(h.broker) as broker:
+            await broker.publish(json.dumps(raw).encode(), topic=widget_topic.name)
+        assert await h.widgets() == []
+        assert "data does not match the schema" in h.dead_letters[0][1]["x-dead-letter-reason"]
+
+    async def test_exhausted_retries_dead_letter_with_the_cause(
+        self, plumbed_pool: Pool, widget_topic: Topic[Any]
+    ) -> None:
+        h = Harness(plumbed_pool, widget_topic)
+        h.failures = [TimeoutError("slow")] * 3
+        async with TestKafkaBroker(h.broker) as broker:
+            await broker.publish(payload(widget_topic, "w1", 1), topic=widget_topic.name)
+        assert (
+            h.dead_letters[0][1]["x-dead-letter-reason"]
+            == "gave up after 3 attempts: TimeoutError: slow"
+        )
+
+    async def test_too_many_dead_letters_in_a_row_halt_the_consumer(
+        self, plumbed_pool: Pool, widget_topic: Topic[Any]
+    ) -> None:
+        h = Harness(plumbed_pool, widget_topic)
+        async with TestKafkaBroker(h.broker) as broker:
+            await broker.publish(b"bad-1", topic=widget_topic.name)
+            await broker.publish(
+                payload(widget_topic, "ok", 1), topic=widget_topic.name
+            )  # resets the run
+            for i in range(3):
+                await broker.publish(f"bad-{i}".encode(), topic=widget_topic.name)
+            assert h.consumer.halted_reason is not None
+            assert "3 messages dead-lettered in a row" in h.consumer.halted_reason
+            assert len(h.dead_letters) == 4
+        assert await h.widgets() == [("ok", 1)]
