@@ -69,6 +69,8 @@ class OutboxWriter:
             traceparent=current_traceparent(),
         )
         headers = {"ce_type": topic.name, "content-type": "application/cloudevents+json"}
+        if event.traceparent:
+            headers["traceparent"] = event.traceparent
         await conn.execute(
             "INSERT INTO outbox (event_id, topic, key, payload, headers)"
             " VALUES ($1, $2, $3, $4, $5)",

@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -42,7 +43,12 @@ from billing_common.errors import ServiceUnavailable
 from billing_common.events import Topic
 from billing_common.http import exception_handlers
 from billing_common.outbox import OutboxRelay, OutboxWriter
-from billing_common.telemetry import configure_logging, configure_tracing
+from billing_common.telemetry import (
+    TraceContextMiddleware,
+    configure_logging,
+    configure_tracing,
+    route_library_logs_to_json,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +221,7 @@ class ServiceRuntime:
         )
         self._consumer.register()
         await self.broker.start()
+        route_library_logs_to_json()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             acks="all",
@@ -309,7 +316,12 @@ class ServiceRuntime:
             Route("/metrics", metrics, methods=["GET"]),
             *self.definition.routes(self),
         ]
-        app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers())
+        app = Starlette(
+            routes=routes,
+            lifespan=lifespan,
+            exception_handlers=exception_handlers(),
+            middleware=[Middleware(TraceContextMiddleware)],
+        )
         app.state.runtime = self
         return app
 

@@ -22,6 +22,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 _propagator = TraceContextTextMapPropagator()
 
@@ -55,6 +56,22 @@ def continue_trace(name: str, traceparent: str | None, **attributes: Any) -> Ite
             yield span
     finally:
         otel_context.detach(token)
+
+
+class TraceContextMiddleware:
+    """Run each HTTP request in a span that continues the caller's `traceparent` header."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        traceparent = dict(scope["headers"]).get(b"traceparent")
+        name = f"{scope['method']} {scope['path']}"
+        with continue_trace(name, traceparent.decode("latin-1") if traceparent else None):
+            await self.app(scope, receive, send)
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -92,3 +109,17 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for noisy in ("aiokafka", "asyncio", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def route_library_logs_to_json() -> None:
+    """FastStream gives its loggers coloured stdout handlers; send them through ours instead.
+
+    Its per-message access lines ("Received", "Processed") are kept at WARNING: the
+    consumer's metrics count messages, and a log line per event would drown the rest.
+    """
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("faststream"):
+            library_logger = logging.getLogger(name)
+            library_logger.handlers.clear()
+            library_logger.propagate = True
+            library_logger.setLevel(logging.WARNING)
