@@ -8,7 +8,7 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from billing_common.consumer import ConsumerPolicy, InboxConsumer
+from billing_common.consumer import ConsumerPolicy, InboxConsumer, prune_inbox
 from billing_common.db import Connection, Pool
 from billing_common.errors import Conflict, ServiceUnavailable
 from billing_common.events import CloudEvent, Topic, new_event
@@ -167,3 +167,16 @@ class TestInboxConsumer:
             assert "3 messages dead-lettered in a row" in h.consumer.halted_reason
             assert len(h.dead_letters) == 4
         assert await h.widgets() == [("ok", 1)]
+
+
+async def test_prune_inbox_forgets_only_old_records(plumbed_pool: Pool) -> None:
+    for age_days in (40, 36, 1):
+        await plumbed_pool.execute(
+            "INSERT INTO inbox (consumer, event_id, topic, kafka_partition, kafka_offset,"
+            " processed_at) VALUES ('g', $1, 't', 0, 0, now() - make_interval(days => $2))",
+            uuid7(),
+            age_days,
+        )
+    async with plumbed_pool.acquire() as conn:
+        assert await prune_inbox(conn, older_than_days=35) == 2
+    assert await plumbed_pool.fetchval("SELECT count(*) FROM inbox") == 1

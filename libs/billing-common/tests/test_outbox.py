@@ -11,7 +11,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 
 from billing_common.db import Pool, transaction
 from billing_common.events import Topic
-from billing_common.outbox import OutboxRelay, OutboxWriter
+from billing_common.outbox import OutboxRelay, OutboxWriter, prune_outbox
 from billing_common.runtime import ensure_topics
 from billing_local.stack import StackUrls
 
@@ -162,6 +162,6 @@ class TestOutboxRelay:
             "UPDATE outbox SET published_at = now() "
             "WHERE published_at IS NULL AND seq = (SELECT max(seq) FROM outbox)"
         )
-        relay = OutboxRelay(plumbed_pool, AIOKafkaProducer(bootstrap_servers="127.0.0.1:1"))
-        assert await relay.prune(older_than_hours=24) == 1
+        async with plumbed_pool.acquire() as conn:
+            assert await prune_outbox(conn, older_than_hours=24) == 1
         assert await plumbed_pool.fetchval("SELECT count(*) FROM outbox") == 2

@@ -39,5 +39,10 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_ms: int = Field(default=100, ge=1)
     outbox_batch_size: int = Field(default=500, ge=1)
 
+    # Retention of the plumbing tables, pruned every `prune_interval_seconds`.
+    outbox_retention_hours: int = Field(default=24, ge=1)
+    inbox_retention_days: int = Field(default=35, ge=1)
+    prune_interval_seconds: int = Field(default=3600, ge=1)
+
     # Topic partitions created at start when a topic is missing.
     kafka_default_partitions: int = Field(default=3, ge=1)

@@ -220,3 +220,16 @@ def _reason(exc: Exception, attempts: int) -> str:
     if isinstance(exc, BillingError):
         return f"{exc.code}: {exc.detail}"
     return f"gave up after {attempts} attempts: {type(exc).__name__}: {exc}"
+
+
+async def prune_inbox(conn: Connection, *, older_than_days: int) -> int:
+    """Forget dedup records older than the window in which a redelivery can happen.
+
+    The window must exceed the topics' retention: an event redelivered after its
+    inbox row is gone would be applied again.
+    """
+    result: str = await conn.execute(
+        "DELETE FROM inbox WHERE processed_at < now() - make_interval(days => $1)",
+        older_than_days,
+    )
+    return int(result.split()[-1])

@@ -164,10 +164,11 @@ class OutboxRelay:
             OUTBOX_PUBLISHED.labels(row["topic"]).inc()
         return len(rows)
 
-    async def prune(self, older_than_hours: int = 24) -> int:
-        """Delete rows published long ago; they are kept a while for inspection."""
-        result: str = await self.pool.execute(
-            "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1)",
-            older_than_hours,
-        )
-        return int(result.split()[-1])
+
+async def prune_outbox(conn: Connection, *, older_than_hours: int) -> int:
+    """Delete rows published long ago (they are kept a while for inspection); return how many."""
+    result: str = await conn.execute(
+        "DELETE FROM outbox WHERE published_at < now() - make_interval(hours => $1)",
+        older_than_hours,
+    )
+    return int(result.split()[-1])

@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from billing_common.config import ServiceSettings
-from billing_common.consumer import ConsumerPolicy, InboxConsumer
+from billing_common.consumer import ConsumerPolicy, InboxConsumer, prune_inbox
 from billing_common.db import (
     Connection,
     Pool,
@@ -42,7 +42,7 @@ from billing_common.db import (
 from billing_common.errors import ServiceUnavailable
 from billing_common.events import Topic
 from billing_common.http import exception_handlers
-from billing_common.outbox import OutboxRelay, OutboxWriter
+from billing_common.outbox import OutboxRelay, OutboxWriter, prune_outbox
 from billing_common.telemetry import (
     TraceContextMiddleware,
     configure_logging,
@@ -238,6 +238,19 @@ class ServiceRuntime:
                 poll_interval=settings.outbox_poll_interval_ms / 1000,
             )
             self._relay.start()
+        self.spawn(self._prune_periodically(), name="prune")
+
+    async def _prune_periodically(self) -> None:
+        """Keep the outbox and inbox small: published rows and old dedup records go."""
+        settings = self.settings
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    await prune_outbox(conn, older_than_hours=settings.outbox_retention_hours)
+                    await prune_inbox(conn, older_than_days=settings.inbox_retention_days)
+            except Exception:
+                logger.warning("pruning the outbox and inbox failed", exc_info=True)
+            await asyncio.sleep(settings.prune_interval_seconds)
 
     async def _close_parts(self) -> None:
         for task in self._background:
