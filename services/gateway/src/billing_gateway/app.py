@@ -36,6 +36,7 @@ from billing_common.runtime import ServiceDefinition, ServiceRuntime
 from billing_common.telemetry import continue_trace
 from billing_gateway.auth import ApiKeyStore, Authenticator
 from billing_gateway.docs import render_docs
+from billing_gateway.events import PRODUCES
 from billing_gateway.idempotency import (
     IDEMPOTENCY_KEY_HEADER,
     REPLAYED_HEADER,
@@ -276,6 +277,7 @@ async def setup(runtime: ServiceRuntime) -> None:
 definition = ServiceDefinition(
     name="gateway",
     package="billing_gateway",
+    produces=PRODUCES,
     routes=routes,
     setup=setup,
 )
