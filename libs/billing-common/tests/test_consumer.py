@@ -8,7 +8,12 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from billing_common.consumer import ConsumerPolicy, InboxConsumer, prune_inbox
+from billing_common.consumer import (
+    ConsumerPolicy,
+    InboxConsumer,
+    prune_inbox,
+    raw_body_decoder,
+)
 from billing_common.db import Connection, Pool
 from billing_common.errors import Conflict, ServiceUnavailable
 from billing_common.events import CloudEvent, Topic, new_event
@@ -47,7 +52,7 @@ class Harness:
         self.consumer.handle(topic, self.apply)
         self.consumer.register()
 
-        @self.broker.subscriber(topic.dead_letter)
+        @self.broker.subscriber(topic.dead_letter, decoder=raw_body_decoder)
         async def capture(message: KafkaMessage) -> None:
             headers = {k: v for k, v in message.headers.items() if k.startswith("x-")}
             self.dead_letters.append((message.body, headers))
@@ -128,6 +133,24 @@ class TestInboxConsumer:
         assert "x-original-offset" in headers
         assert reason in headers["x-dead-letter-reason"]
         assert headers["x-consumer-group"] == "billing-widgets"
+
+    @pytest.mark.parametrize(
+        "body",
+        [b"[" * 5000 + b"]" * 5000, b'{"n": ' + b"1" * 5000 + b"}", b'{"truncated": '],
+        ids=["deeply-nested", "int-over-4300-digits", "truncated"],
+    )
+    async def test_undecodable_json_labelled_json_is_dead_lettered(
+        self, plumbed_pool: Pool, widget_topic: Topic[Any], body: bytes
+    ) -> None:
+        h = Harness(plumbed_pool, widget_topic)
+        async with TestKafkaBroker(h.broker) as broker:
+            await broker.publish(
+                body, topic=widget_topic.name, headers={"content-type": "application/json"}
+            )
+            await broker.publish(payload(widget_topic, "w2", 7), topic=widget_topic.name)
+        assert await h.widgets() == [("w2", 7)]
+        [(_, headers)] = h.dead_letters
+        assert headers["x-dead-letter-reason"].startswith("message is not JSON")
 
     async def test_data_that_violates_the_schema_is_dead_lettered(
         self, plumbed_pool: Pool, widget_topic: Topic[Any]

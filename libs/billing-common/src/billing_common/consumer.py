@@ -29,6 +29,7 @@ from typing import Any
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
 from prometheus_client import Counter
 
 from billing_common.db import Connection, Pool
@@ -107,6 +108,10 @@ class InboxConsumer:
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             max_poll_interval_ms=10 * 60 * 1000,
+            # Our own parsing decides what is poison: FastStream's default decoder would
+            # raise on undecodable JSON before `process` runs, and the message would be
+            # redelivered forever instead of dead-lettered.
+            decoder=raw_body_decoder,
         )
 
         @subscriber
@@ -212,6 +217,11 @@ class InboxConsumer:
                 f"{self._consecutive_dead_letters} messages dead-lettered in a row; last: {reason}"
             )
             logger.critical("consumer %s halted: %s", self.group, self.halted_reason)
+
+
+async def raw_body_decoder(message: StreamMessage[Any]) -> bytes:
+    """A FastStream decoder that leaves the body as bytes for our own parsing."""
+    return message.body
 
 
 def _reason(exc: Exception, attempts: int) -> str:

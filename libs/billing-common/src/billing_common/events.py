@@ -106,8 +106,8 @@ class CloudEvent(BaseModel, Generic[DataT]):
     def from_bytes(cls, payload: bytes) -> CloudEvent[Any]:
         try:
             raw = json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InvalidEvent(f"message is not JSON: {exc}") from exc
+        except (ValueError, RecursionError) as exc:  # also huge ints and deep nesting
+            raise InvalidEvent(f"message is not JSON: {type(exc).__name__}: {exc}"[:500]) from exc
         if not isinstance(raw, dict):
             raise InvalidEvent("message is not a JSON object")
         try:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 from starlette.types import ExceptionHandler
 
 from billing_common.errors import (
@@ -83,9 +84,35 @@ async def read_json(request: Request, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -
     if not body:
         raise MalformedBody("request body is empty; expected a JSON object")
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # also huge ints and deep nesting
         raise MalformedBody(f"request body is not valid JSON: {exc}") from exc
+    reject_nul_characters(parsed)
+    return parsed
+
+
+def reject_nul_characters(value: Any, path: str = "") -> None:
+    """Refuse text containing U+0000: it is valid JSON but no database stores it as text."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            field = path or "(body)"
+            raise ValidationFailed(
+                f"{field}: must not contain NUL characters",
+                errors=[
+                    {
+                        "field": field,
+                        "message": "must not contain NUL characters",
+                        "type": "nul_character",
+                    }
+                ],
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_nul_characters(key, path)
+            reject_nul_characters(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            reject_nul_characters(item, f"{path}.{index}" if path else str(index))
 
 
 async def parse_body(
@@ -100,8 +127,10 @@ async def parse_body(
 
 
 def parse_query(request: Request, model: type[ModelT]) -> ModelT:
+    query = dict(request.query_params)
+    reject_nul_characters(query)
     try:
-        return model.model_validate(dict(request.query_params))
+        return model.model_validate(query)
     except ValidationError as exc:
         raise validation_problem(exc) from exc
 
@@ -122,11 +151,25 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
         error = NotFound(f"no route {request.method} {request.url.path}")
     elif exc.status_code == 405:
         error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+        allowed = _allowed_methods(request)
+        if allowed:
+            exc.headers = {**(exc.headers or {}), "Allow": ", ".join(allowed)}
     else:
         error = InvalidRequest(str(exc.detail))
     response = problem_response(error, request)
     response.headers.update(exc.headers or {})  # e.g. `Allow` on a 405
     return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match is not Match.NONE:
+                methods |= route.methods
+    return sorted(methods)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
