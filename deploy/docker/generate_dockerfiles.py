@@ -16,37 +16,20 @@ Usage (from anywhere):
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from billing_local.generated import drift, write_changed
+from billing_local.platform import GATEWAY
+from billing_local.platform import SERVICES as PLATFORM_SERVICES
+
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_DOCKERFILE = Path("deploy/docker/service.Dockerfile")
 
 # The 18 deployable services (ARCHITECTURE.md §1): services/<name>/, package billing_<name>.
-SERVICES: tuple[str, ...] = (
-    "gateway",
-    "customers",
-    "metering",
-    "pricing",
-    "rating",
-    "subscriptions",
-    "engine",
-    "invoicing",
-    "contracts",
-    "ledger",
-    "wallet",
-    "payments",
-    "dunning",
-    "spend-alerts",
-    "notifications",
-    "audit",
-    "reporting",
-    "demo",
-)
-GATEWAY = "gateway"
+SERVICES: tuple[str, ...] = (GATEWAY, *PLATFORM_SERVICES)
 GATEWAY_PORT = 3000
 DEFAULT_PORT = 8000
 
@@ -244,32 +227,12 @@ def expected_files() -> dict[Path, str]:
 
 def check(root: Path) -> list[str]:
     """The unified diffs of the files that differ from what `write` would produce."""
-    problems: list[str] = []
-    for relative, wanted in expected_files().items():
-        path = root / relative
-        actual = path.read_text(encoding="utf-8") if path.is_file() else ""
-        if actual != wanted:
-            diff = difflib.unified_diff(
-                actual.splitlines(keepends=True),
-                wanted.splitlines(keepends=True),
-                fromfile=f"{relative} (on disk)" if path.is_file() else f"{relative} (missing)",
-                tofile=f"{relative} (generated)",
-            )
-            problems.append("".join(diff))
-    return problems
+    return drift(root, expected_files())
 
 
 def write(root: Path) -> list[Path]:
     """Write the files that differ; return those written."""
-    written: list[Path] = []
-    for relative, wanted in expected_files().items():
-        path = root / relative
-        if path.is_file() and path.read_text(encoding="utf-8") == wanted:
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(wanted, encoding="utf-8")
-        written.append(relative)
-    return written
+    return write_changed(root, expected_files())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

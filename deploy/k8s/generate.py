@@ -11,7 +11,6 @@ from this file (README.md and billing-secrets.example.yaml are written by hand).
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from billing_local.generated import drift, write_changed
 
 HERE = Path(__file__).resolve().parent
 
@@ -467,32 +468,12 @@ def expected_files() -> dict[Path, str]:
 
 def check(root: Path) -> list[str]:
     """The unified diffs of the files that differ from what `write` would produce."""
-    problems: list[str] = []
-    for relative, wanted in expected_files().items():
-        path = root / relative
-        actual = path.read_text(encoding="utf-8") if path.is_file() else ""
-        if actual != wanted:
-            diff = difflib.unified_diff(
-                actual.splitlines(keepends=True),
-                wanted.splitlines(keepends=True),
-                fromfile=f"{relative} (on disk)" if path.is_file() else f"{relative} (missing)",
-                tofile=f"{relative} (generated)",
-            )
-            problems.append("".join(diff))
-    return problems
+    return drift(root, expected_files())
 
 
 def write(root: Path) -> list[Path]:
     """Write the files that differ; return those written."""
-    written: list[Path] = []
-    for relative, wanted in expected_files().items():
-        path = root / relative
-        if path.is_file() and path.read_text(encoding="utf-8") == wanted:
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(wanted, encoding="utf-8")
-        written.append(relative)
-    return written
+    return write_changed(root, expected_files())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
