@@ -108,6 +108,9 @@ class InboxConsumer:
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             max_poll_interval_ms=10 * 60 * 1000,
+            # Kafka answers a fetch as soon as data arrives; the embedded broker waits
+            # out the whole wait, so a short one keeps delivery latency low there.
+            fetch_max_wait_ms=50,
             # Our own parsing decides what is poison: FastStream's default decoder would
             # raise on undecodable JSON before `process` runs, and the message would be
             # redelivered forever instead of dead-lettered.

@@ -47,6 +47,8 @@ class OutboxWriter:
     def __init__(self, source: str, clock: Clock) -> None:
         self.source = source
         self.clock = clock
+        self.wrote_since_wake = False
+        """Set by `add`; the runtime wakes the relay after a commit only when it is set."""
 
     async def add(
         self,
@@ -71,6 +73,7 @@ class OutboxWriter:
         headers = {"ce_type": topic.name, "content-type": "application/cloudevents+json"}
         if event.traceparent:
             headers["traceparent"] = event.traceparent
+        self.wrote_since_wake = True
         await conn.execute(
             "INSERT INTO outbox (event_id, topic, key, payload, headers)"
             " VALUES ($1, $2, $3, $4, $5)",
@@ -119,6 +122,8 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
+            # Cleared before reading, so a wake() during the batch triggers another pass.
+            self._wake.clear()
             try:
                 published = await self.publish_batch()
                 self.last_error = None
@@ -128,7 +133,6 @@ class OutboxRelay:
                 published = 0
                 await asyncio.sleep(1.0)
             if published < self.batch_size:
-                self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
 

@@ -145,7 +145,9 @@ class ServiceRuntime:
         self.wake_relay()
 
     def wake_relay(self) -> None:
-        if self._relay is not None:
+        """After a commit: publish now if the transaction wrote events (else the poll suffices)."""
+        if self._relay is not None and self.outbox.wrote_since_wake:
+            self.outbox.wrote_since_wake = False
             self._relay.wake()
 
     def spawn(self, coro: Awaitable[None], name: str) -> None:
