@@ -15,13 +15,12 @@ Usage (from anywhere):
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from billing_local.generated import drift, write_changed
+from billing_local.generated import generator_main
 from billing_local.platform import GATEWAY
 from billing_local.platform import SERVICES as PLATFORM_SERVICES
 
@@ -225,43 +224,15 @@ def expected_files() -> dict[Path, str]:
     return {target.path: render(target) for target in targets()}
 
 
-def check(root: Path) -> list[str]:
-    """The unified diffs of the files that differ from what `write` would produce."""
-    return drift(root, expected_files())
-
-
-def write(root: Path) -> list[Path]:
-    """Write the files that differ; return those written."""
-    return write_changed(root, expected_files())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--check", action="store_true", help="write nothing; exit 1 if a Dockerfile differs"
+    return generator_main(
+        argv,
+        expected_files,
+        description=__doc__.splitlines()[0] if __doc__ else "",
+        default_root=ROOT,
+        kind="Dockerfiles",
+        regenerate="python deploy/docker/generate_dockerfiles.py",
     )
-    parser.add_argument(
-        "--root", type=Path, default=ROOT, help="repository root (default: this one)"
-    )
-    args = parser.parse_args(argv)
-    root: Path = args.root
-    if args.check:
-        problems = check(root)
-        for problem in problems:
-            sys.stderr.write(problem + "\n")
-        if problems:
-            sys.stderr.write(
-                f"{len(problems)} Dockerfile(s) differ from the generator; "
-                "run `python deploy/docker/generate_dockerfiles.py`\n"
-            )
-            return 1
-        sys.stdout.write(f"{len(expected_files())} Dockerfiles up to date\n")
-        return 0
-    written = write(root)
-    for path in written:
-        sys.stdout.write(f"wrote {path.as_posix()}\n")
-    sys.stdout.write(f"{len(written)} written, {len(expected_files()) - len(written)} unchanged\n")
-    return 0
 
 
 if __name__ == "__main__":

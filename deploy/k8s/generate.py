@@ -10,7 +10,6 @@ from this file (README.md and billing-secrets.example.yaml are written by hand).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from billing_local.generated import drift, write_changed
+from billing_local.generated import generator_main
 
 HERE = Path(__file__).resolve().parent
 
@@ -466,41 +465,15 @@ def expected_files() -> dict[Path, str]:
     return files
 
 
-def check(root: Path) -> list[str]:
-    """The unified diffs of the files that differ from what `write` would produce."""
-    return drift(root, expected_files())
-
-
-def write(root: Path) -> list[Path]:
-    """Write the files that differ; return those written."""
-    return write_changed(root, expected_files())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write the kustomize manifests of bill.sh.")
-    parser.add_argument(
-        "--check", action="store_true", help="write nothing; exit 1 if a manifest differs"
+    return generator_main(
+        argv,
+        expected_files,
+        description="Write the kustomize manifests of bill.sh.",
+        default_root=HERE,
+        kind="manifests",
+        regenerate="python deploy/k8s/generate.py",
     )
-    parser.add_argument("--root", type=Path, default=HERE, help="the deploy/k8s directory")
-    args = parser.parse_args(argv)
-    root: Path = args.root
-    if args.check:
-        problems = check(root)
-        for problem in problems:
-            sys.stderr.write(problem + "\n")
-        if problems:
-            sys.stderr.write(
-                f"{len(problems)} manifest(s) differ from the generator; "
-                "run `python deploy/k8s/generate.py`\n"
-            )
-            return 1
-        sys.stdout.write(f"{len(expected_files())} manifests up to date\n")
-        return 0
-    written = write(root)
-    for path in written:
-        sys.stdout.write(f"wrote deploy/k8s/{path.as_posix()}\n")
-    sys.stdout.write(f"{len(written)} written, {len(expected_files()) - len(written)} unchanged\n")
-    return 0
 
 
 if __name__ == "__main__":
