@@ -592,8 +592,34 @@ def _single_currency(moneys: Sequence[Money | None], currency: Currency | None) 
 # -- quantity models -------------------------------------------------------------------------
 
 
+class PricedByQuantity:
+    """What the models priced by one quantity share: `price` validates the quantity once.
+
+    Monotone and billable in advance unless a model says otherwise; each model
+    implements `_price` on an already-validated quantity.
+    """
+
+    __slots__ = ()
+    quantity_label: ClassVar[str] = "a quantity"
+
+    @property
+    def is_monotone(self) -> bool:
+        return True
+
+    @property
+    def supports_advance(self) -> bool:
+        return True
+
+    def price(self, quantity: Decimal | int) -> ChargeBreakdown:
+        """The price of `quantity` (validated: exact, non-negative, never a float)."""
+        return self._price(to_quantity(quantity, self.quantity_label))
+
+    def _price(self, quantity: Decimal) -> ChargeBreakdown:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True, slots=True)
-class FlatFee:
+class FlatFee(PricedByQuantity):
     """A fixed amount for the period, whatever the usage.
 
     >>> fee = FlatFee(Money.parse("49", "USD"))
@@ -622,9 +648,6 @@ class FlatFee:
     def supports_advance(self) -> bool:
         return False
 
-    def price(self, quantity: Decimal | int) -> ChargeBreakdown:
-        return self._price(to_quantity(quantity))
-
     def _price(self, quantity: Decimal) -> ChargeBreakdown:
         return ChargeBreakdown(self, quantity, self.fee, self.fee)
 
@@ -633,7 +656,7 @@ class FlatFee:
 
 
 @dataclass(frozen=True, slots=True)
-class PerUnit:
+class PerUnit(PricedByQuantity):
     """The same price for every unit.
 
     Worked example: 1,234.5 API calls at 0.0035 USD = 4.32075 USD.
@@ -653,17 +676,6 @@ class PerUnit:
     def currency(self) -> Currency:
         return self.unit_price.currency
 
-    @property
-    def is_monotone(self) -> bool:
-        return True
-
-    @property
-    def supports_advance(self) -> bool:
-        return True
-
-    def price(self, quantity: Decimal | int) -> ChargeBreakdown:
-        return self._price(to_quantity(quantity))
-
     def _price(self, quantity: Decimal) -> ChargeBreakdown:
         amount = _money(_times(self._price_pico, quantity), self.unit_price.currency)
         return ChargeBreakdown(self, quantity, amount, self.unit_price)
@@ -673,7 +685,7 @@ class PerUnit:
 
 
 @dataclass(frozen=True, slots=True)
-class Package:
+class Package(PricedByQuantity):
     """A price per package of `package_size` units; partial packages round up.
 
     The first `free_units` are free; the rest is counted in whole packages.
@@ -706,14 +718,6 @@ class Package:
     def currency(self) -> Currency:
         return self.package_price.currency
 
-    @property
-    def is_monotone(self) -> bool:
-        return True
-
-    @property
-    def supports_advance(self) -> bool:
-        return True
-
     def packages_for(self, quantity: Decimal | int) -> int:
         """How many packages `quantity` units take, after the free units.
 
@@ -729,9 +733,6 @@ class Package:
         size_numerator, size_denominator = self._size
         return -(-(numerator * size_denominator) // (denominator * size_numerator))
 
-    def price(self, quantity: Decimal | int) -> ChargeBreakdown:
-        return self._price(to_quantity(quantity))
-
     def _price(self, quantity: Decimal) -> ChargeBreakdown:
         packages = self._packages(quantity)
         amount = _money(packages * self._price_pico, self.package_price.currency)
@@ -746,7 +747,7 @@ class Package:
 
 
 @dataclass(frozen=True, slots=True)
-class Graduated:
+class Graduated(PricedByQuantity):
     """Each unit at the price of the tier it falls in; a tier's flat fee once it is entered.
 
     Worked example, tiers (0, 100] at 0.10 USD, (100, 1000] at 0.08 USD plus a
@@ -808,17 +809,6 @@ class Graduated:
     def currency(self) -> Currency:
         return self._currency
 
-    @property
-    def is_monotone(self) -> bool:
-        return True
-
-    @property
-    def supports_advance(self) -> bool:
-        return True
-
-    def price(self, quantity: Decimal | int) -> ChargeBreakdown:
-        return self._price(to_quantity(quantity))
-
     def _price(self, quantity: Decimal) -> ChargeBreakdown:
         currency = self._currency
         if quantity.is_zero():
@@ -848,7 +838,7 @@ class Graduated:
 
 
 @dataclass(frozen=True, slots=True)
-class Volume:
+class Volume(PricedByQuantity):
     """Every unit at the price of the tier the whole quantity reaches, plus that tier's flat fee.
 
     Worked example, tiers (0, 100] at 0.10 USD, (100, 1000] at 0.08 USD plus a
@@ -908,9 +898,6 @@ class Volume:
     def supports_advance(self) -> bool:
         return self._monotone
 
-    def price(self, quantity: Decimal | int) -> ChargeBreakdown:
-        return self._price(to_quantity(quantity))
-
     def _price(self, quantity: Decimal) -> ChargeBreakdown:
         currency = self._currency
         if quantity.is_zero():
@@ -937,7 +924,7 @@ class Volume:
 
 
 @dataclass(frozen=True, slots=True)
-class GraduatedPercentage:
+class GraduatedPercentage(PricedByQuantity):
     """Tiers of percentages over an amount (the sum of an amount property): each part at its rate.
 
     Worked example, 3 % of the first 1,000 USD, 2 % of (1,000, 10,000] plus a flat
@@ -953,6 +940,7 @@ class GraduatedPercentage:
     """
 
     kind: ClassVar[str] = "graduated_percentage"
+    quantity_label: ClassVar[str] = "an amount"
     currency: Currency
     tiers: Sequence[PercentageTier]
     _ends: tuple[Decimal, ...] = field(init=False, repr=False, compare=False)
@@ -987,18 +975,6 @@ class GraduatedPercentage:
         object.__setattr__(self, "_full_lines", tuple(full_lines))
         object.__setattr__(self, "_amount_before", tuple(amount_before))
 
-    @property
-    def is_monotone(self) -> bool:
-        return True
-
-    @property
-    def supports_advance(self) -> bool:
-        return True
-
-    def price(self, quantity: Decimal | int) -> ChargeBreakdown:
-        """The price of `quantity`: an amount in major units of the currency."""
-        return self._price(to_quantity(quantity, "an amount"))
-
     def _price(self, quantity: Decimal) -> ChargeBreakdown:
         currency = self.currency
         if quantity.is_zero():
@@ -1031,7 +1007,7 @@ class GraduatedPercentage:
 
 
 @dataclass(frozen=True, slots=True)
-class BasisPoints:
+class BasisPoints(PricedByQuantity):
     """`basis_points` hundredths of a percent of an amount (the sum of an amount property).
 
     Worked example: 25 bp of 12,345.67 USD = 30.864175 USD.
@@ -1041,6 +1017,7 @@ class BasisPoints:
     """
 
     kind: ClassVar[str] = "basis_points"
+    quantity_label: ClassVar[str] = "an amount"
     currency: Currency
     basis_points: Decimal
     _rate: tuple[int, int] = field(init=False, repr=False, compare=False)
@@ -1052,18 +1029,6 @@ class BasisPoints:
         object.__setattr__(self, "basis_points", rate)
         numerator, denominator = rate.as_integer_ratio()
         object.__setattr__(self, "_rate", (numerator * _PICO, denominator * _BASIS_POINTS))
-
-    @property
-    def is_monotone(self) -> bool:
-        return True
-
-    @property
-    def supports_advance(self) -> bool:
-        return True
-
-    def price(self, quantity: Decimal | int) -> ChargeBreakdown:
-        """The price of `quantity`: an amount in major units of the currency."""
-        return self._price(to_quantity(quantity, "an amount"))
 
     def _price(self, quantity: Decimal) -> ChargeBreakdown:
         numerator, denominator = quantity.as_integer_ratio()
