@@ -14,6 +14,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -105,7 +106,8 @@ class CloudEvent(BaseModel, Generic[DataT]):
     @classmethod
     def from_bytes(cls, payload: bytes) -> CloudEvent[Any]:
         try:
-            raw = json.loads(payload)
+            # Numbers stay exact: a float in a payload would lose digits on the way in.
+            raw = json.loads(payload, parse_float=Decimal)
         except (ValueError, RecursionError) as exc:  # also huge ints and deep nesting
             raise InvalidEvent(f"message is not JSON: {type(exc).__name__}: {exc}"[:500]) from exc
         if not isinstance(raw, dict):

@@ -1,9 +1,78 @@
-"""Topics the metering service produces (none yet)."""
+"""Topics the metering service produces."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
-from billing_common.events import Topic
+from pydantic import AwareDatetime, Field
 
-PRODUCES: tuple[Topic[Any], ...] = ()
+from billing_common.events import EventData, Topic
+from billing_metering.meters import MeterDefinition
+
+
+class MeterChanged(EventData):
+    """A meter as it is after a change: the whole definition (event-carried state transfer)."""
+
+    meter: MeterDefinition
+    version: int = Field(ge=1, description="1 at creation, +1 per change")
+    archived: bool = False
+    changed_at: AwareDatetime
+
+
+METER_CREATED = Topic(
+    "metering",
+    "meter_created",
+    MeterChanged,
+    "A meter was defined; carries the whole definition.",
+)
+METER_UPDATED = Topic(
+    "metering",
+    "meter_updated",
+    MeterChanged,
+    "A meter's name or filters changed; carries the whole definition. Usage already "
+    "recorded keeps the meter it was recorded with.",
+)
+METER_ARCHIVED = Topic(
+    "metering",
+    "meter_archived",
+    MeterChanged,
+    "A meter was deleted (archived): it counts no new events; its history stays queryable.",
+)
+
+
+class MeterUsage(EventData):
+    """What one batch added to one meter of one customer."""
+
+    meter_key: str
+    events: int = Field(ge=1, description="events of this batch the meter counted")
+    value_delta: Decimal | None = Field(
+        description="sum of the batch's values (count and sum meters); null where the "
+        "aggregation is not additive"
+    )
+    period_start: AwareDatetime = Field(description="the accumulator period (UTC month)")
+    period_value: Decimal | None = Field(
+        description="the meter's value for the period so far, over all groups, where the "
+        "accumulators keep it; null otherwise"
+    )
+    first_event_at: AwareDatetime
+    last_event_at: AwareDatetime
+
+
+class UsageRecorded(EventData):
+    """Usage one consumed batch recorded for one customer: compact, for spend alerts."""
+
+    customer_id: str
+    usage: list[MeterUsage] = Field(min_length=1)
+    recorded_at: AwareDatetime
+
+
+USAGE_RECORDED = Topic(
+    "metering",
+    "usage_recorded",
+    UsageRecorded,
+    "Usage was recorded for a customer: per meter, the batch's events and the period's value "
+    "so far.",
+)
+
+PRODUCES: tuple[Topic[Any], ...] = (METER_CREATED, METER_UPDATED, METER_ARCHIVED, USAGE_RECORDED)

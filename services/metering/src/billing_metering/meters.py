@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
 from enum import StrEnum
 from fractions import Fraction
@@ -44,7 +44,6 @@ from typing import Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -54,6 +53,10 @@ from pydantic import (
 )
 
 from billing_common.errors import InvalidEvent, ValidationFailed
+from billing_common.usage_events import (
+    InvalidEventTimestamp,
+    UsageEvent,
+)
 
 __all__ = [
     "MAX_FILTERS",
@@ -103,9 +106,6 @@ MAX_FILTER_VALUES = 100
 VALUE_DECIMALS = 12
 #: Digits an event's value may have before the point (below 10^26, as in `Decimal(38, 12)`).
 MAX_VALUE_DIGITS = 26
-#: Event timestamps the store can hold: from the Unix epoch to the end of 2099 (UTC).
-EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC)
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _EVENT_TYPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
@@ -185,11 +185,6 @@ class MissingEventValue(InvalidEvent):
 class InvalidSetOperation(InvalidEvent):
     code = "invalid_set_operation"
     title = "A set operation is 'add' or 'remove'"
-
-
-class InvalidEventTimestamp(InvalidEvent):
-    code = "invalid_event_timestamp"
-    title = "Invalid event timestamp"
 
 
 # -- meter definitions ----------------------------------------------------------------------
@@ -437,36 +432,6 @@ class MeterDefinition(BaseModel):
 
 
 # -- usage events ---------------------------------------------------------------------------
-
-
-class UsageEvent(BaseModel):
-    """One usage event as a client sends it. `id` is the client's idempotency key:
-    two events with the same `customer` and `id` are the same event.
-
-    The timestamp is kept in UTC at millisecond precision (the store's
-    `DateTime64(3)`); finer digits are dropped, not rounded.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: Annotated[str, Field(min_length=1, max_length=255)]
-    customer: Annotated[str, Field(min_length=1, max_length=255)]
-    type: Annotated[str, Field(min_length=1, max_length=128)]
-    timestamp: AwareDatetime
-    properties: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("timestamp")
-    @classmethod
-    def _utc_milliseconds(cls, timestamp: datetime) -> datetime:
-        utc = timestamp.astimezone(UTC)
-        utc = utc.replace(microsecond=utc.microsecond - utc.microsecond % 1000)
-        if not EARLIEST_TIMESTAMP <= utc < LATEST_TIMESTAMP:
-            raise InvalidEventTimestamp(
-                f"event timestamp {timestamp.isoformat()} is outside "
-                f"{EARLIEST_TIMESTAMP.year}..{LATEST_TIMESTAMP.year - 1}",
-                timestamp=timestamp.isoformat(),
-            )
-        return utc
 
 
 @dataclass(frozen=True, slots=True)
