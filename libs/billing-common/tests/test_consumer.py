@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +10,11 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from billing_common.consumer import (
+    BatchConsumer,
+    ConsumedEvent,
+    ConsumerHalted,
     ConsumerPolicy,
+    DeadLetter,
     InboxConsumer,
     prune_inbox,
     raw_body_decoder,
@@ -203,3 +208,142 @@ async def test_prune_inbox_forgets_only_old_records(plumbed_pool: Pool) -> None:
     async with plumbed_pool.acquire() as conn:
         assert await prune_inbox(conn, older_than_days=35) == 2
     assert await plumbed_pool.fetchval("SELECT count(*) FROM inbox") == 1
+
+
+class BatchHarness:
+    """FastStream's in-memory broker around one BatchConsumer whose handler records batches."""
+
+    def __init__(self, topic: Topic[Any], policy: ConsumerPolicy = FAST) -> None:
+        self.topic = topic
+        self.broker = KafkaBroker()
+        self.batches: list[list[tuple[int, str]]] = []
+        self.failures: list[Exception] = []
+        self.poison_sizes: set[int] = set()
+        self.dead_letters: list[tuple[bytes, dict[str, str]]] = []
+        self.consumer = BatchConsumer(
+            group="billing-widgets-batch",
+            broker=self.broker,
+            policy=policy,
+            topics=[topic],
+            handler=self.apply,
+        )
+        self.consumer.register()
+
+        @self.broker.subscriber(topic.dead_letter, decoder=raw_body_decoder)
+        async def capture(message: KafkaMessage) -> None:
+            headers = {k: v for k, v in message.headers.items() if k.startswith("x-")}
+            self.dead_letters.append((message.body, headers))
+
+    async def apply(self, batch: Sequence[ConsumedEvent[Any]]) -> list[DeadLetter]:
+        if self.failures:
+            raise self.failures.pop(0)
+        if any(m.event.data.size in self.poison_sizes for m in batch) and len(batch) > 1:
+            raise Conflict("a poisoned message in the batch")
+        if len(batch) == 1 and batch[0].event.data.size in self.poison_sizes:
+            raise Conflict(f"size {batch[0].event.data.size} is poison")
+        dead = [DeadLetter(m, b"narrowed", "negative size") for m in batch if m.event.data.size < 0]
+        self.batches.append([(m.offset, m.event.data.widget_id) for m in batch])
+        return dead
+
+    def records(
+        self, *payloads: bytes, partition: int = 0, first_offset: int = 0
+    ) -> list[tuple[str, int, int, bytes | None, bytes]]:
+        return [
+            (self.topic.name, partition, first_offset + i, b"cus_1", body)
+            for i, body in enumerate(payloads)
+        ]
+
+
+class TestBatchConsumer:
+    async def test_a_fetched_batch_reaches_the_handler_at_once_in_order(
+        self, widget_topic: Topic[Any]
+    ) -> None:
+        h = BatchHarness(widget_topic)
+        async with TestKafkaBroker(h.broker):
+            await h.consumer.process(
+                h.records(*(payload(widget_topic, f"w{i}", i) for i in range(4)))
+            )
+        assert h.batches == [[(0, "w0"), (1, "w1"), (2, "w2"), (3, "w3")]]
+        assert h.dead_letters == []
+
+    async def test_through_the_broker_messages_arrive_as_batches(
+        self, widget_topic: Topic[Any]
+    ) -> None:
+        h = BatchHarness(widget_topic)
+        async with TestKafkaBroker(h.broker) as broker:
+            await broker.publish_batch(
+                payload(widget_topic, "a", 1),
+                payload(widget_topic, "b", 2),
+                topic=widget_topic.name,
+            )
+        assert [widget for batch in h.batches for _, widget in batch] == ["a", "b"]
+
+    async def test_unparseable_messages_are_dead_lettered_and_the_rest_applied(
+        self, widget_topic: Topic[Any]
+    ) -> None:
+        h = BatchHarness(widget_topic)
+        async with TestKafkaBroker(h.broker):
+            await h.consumer.process(
+                h.records(
+                    payload(widget_topic, "w0", 0), b"{broken", payload(widget_topic, "w2", 2)
+                )
+            )
+        assert h.batches == [[(0, "w0"), (2, "w2")]]
+        [(body, headers)] = h.dead_letters
+        assert body == b"{broken"
+        assert headers["x-original-offset"] == "1"
+        assert headers["x-consumer-group"] == "billing-widgets-batch"
+        assert headers["x-dead-letter-reason"].startswith("message is not JSON")
+
+    async def test_what_the_handler_returns_as_dead_is_dead_lettered_narrowed(
+        self, widget_topic: Topic[Any]
+    ) -> None:
+        h = BatchHarness(widget_topic)
+        async with TestKafkaBroker(h.broker):
+            await h.consumer.process(
+                h.records(payload(widget_topic, "ok", 1), payload(widget_topic, "neg", -1))
+            )
+        [(body, headers)] = h.dead_letters
+        assert body == b"narrowed"
+        assert headers["x-original-offset"] == "1"
+        assert headers["x-dead-letter-reason"] == "negative size"
+
+    async def test_a_retryable_failure_retries_the_whole_batch(
+        self, widget_topic: Topic[Any]
+    ) -> None:
+        h = BatchHarness(widget_topic)
+        h.failures = [ServiceUnavailable("clickhouse blip")]
+        async with TestKafkaBroker(h.broker):
+            await h.consumer.process(
+                h.records(payload(widget_topic, "a", 1), payload(widget_topic, "b", 2))
+            )
+        assert h.batches == [[(0, "a"), (1, "b")]]
+        assert h.dead_letters == []
+
+    async def test_a_permanent_failure_isolates_the_poisoned_message(
+        self, widget_topic: Topic[Any]
+    ) -> None:
+        h = BatchHarness(widget_topic)
+        h.poison_sizes = {13}
+        async with TestKafkaBroker(h.broker):
+            await h.consumer.process(
+                h.records(
+                    payload(widget_topic, "a", 1),
+                    payload(widget_topic, "bad", 13),
+                    payload(widget_topic, "c", 3),
+                )
+            )
+        assert h.batches == [[(0, "a")], [(2, "c")]]
+        [(_, headers)] = h.dead_letters
+        assert headers["x-original-offset"] == "1"
+        assert headers["x-dead-letter-reason"] == "conflict: size 13 is poison"
+
+    async def test_too_many_dead_letters_in_a_row_halt_it(self, widget_topic: Topic[Any]) -> None:
+        h = BatchHarness(widget_topic)
+        async with TestKafkaBroker(h.broker):
+            await h.consumer.process(h.records(b"bad-0", b"bad-1", b"bad-2"))
+            assert h.consumer.halted_reason is not None
+            assert "3 messages dead-lettered in a row" in h.consumer.halted_reason
+            with pytest.raises(ConsumerHalted):
+                await h.consumer.process(h.records(payload(widget_topic, "late", 1)))
+        assert h.batches == []

@@ -24,6 +24,7 @@ from billing_common.ids import TenantId
 from billing_common.telemetry import configure_tracing
 from billing_gateway.app import Gateway
 from billing_gateway.auth import ApiKeyRecord, api_key_record, encode_jwt, generate_api_key
+from billing_gateway.openapi import GATEWAY_OPERATIONS
 from billing_gateway.routes import ROUTES
 from billing_gateway.settings import GatewaySettings
 
@@ -465,7 +466,8 @@ class TestDocuments:
         assert response.headers["content-type"] == "application/json"
         document = response.json()
         assert document["openapi"] == "3.1.0"
-        assert len([op for item in document["paths"].values() for op in item]) == len(ROUTES)
+        operations = [op for item in document["paths"].values() for op in item]
+        assert len(operations) == len(ROUTES) + len(GATEWAY_OPERATIONS)
 
     async def test_docs_are_served_as_html(self, gw: Harness) -> None:
         response = await gw.client.get("/docs")
@@ -489,7 +491,7 @@ class TestRouting:
             for method in (route.methods or set())
             if method != "HEAD"
         }
-        assert served == {(spec.method, spec.path) for spec in ROUTES}
+        assert served == {(spec.method, spec.path) for spec in ROUTES} | set(GATEWAY_OPERATIONS)
 
     def test_a_route_twice_is_refused(self) -> None:
         gateway = Gateway(

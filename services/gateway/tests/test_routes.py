@@ -24,11 +24,33 @@ class TestRouteTable:
         for spec in ROUTES:
             assert GatewaySettings.service_field(spec.service) in GatewaySettings.model_fields
 
-    def test_the_initial_routes(self) -> None:
+    def test_the_route_table(self) -> None:
         assert [(spec.method, spec.path, spec.success_status) for spec in ROUTES] == [
             ("POST", "/v1/customers", 201),
             ("GET", "/v1/customers", 200),
             ("GET", "/v1/customers/{customer_id}", 200),
+            ("POST", "/v1/meters", 201),
+            ("GET", "/v1/meters", 200),
+            ("GET", "/v1/meters/{key}", 200),
+            ("PATCH", "/v1/meters/{key}", 200),
+            ("DELETE", "/v1/meters/{key}", 200),
+            ("GET", "/v1/meters/{key}/usage", 200),
+            ("GET", "/v1/customers/{customer_id}/usage", 200),
+            ("POST", "/v1/products", 201),
+            ("GET", "/v1/products", 200),
+            ("GET", "/v1/products/{product_id}", 200),
+            ("POST", "/v1/plans", 201),
+            ("GET", "/v1/plans", 200),
+            ("GET", "/v1/plans/{plan_id}", 200),
+            ("POST", "/v1/plans/{plan_id}/versions", 201),
+            ("GET", "/v1/plans/{plan_id}/versions/{version}", 200),
+            ("POST", "/v1/plans/{plan_id}/migrations", 201),
+            ("GET", "/v1/plans/{plan_id}/migrations", 200),
+            ("POST", "/v1/plans/{plan_id}/overrides", 201),
+            ("GET", "/v1/plans/{plan_id}/overrides", 200),
+            ("POST", "/v1/coupons", 201),
+            ("GET", "/v1/coupons", 200),
+            ("GET", "/v1/coupons/{coupon_id}", 200),
             ("GET", "/v1/audit_events", 200),
         ]
 

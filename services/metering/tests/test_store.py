@@ -22,7 +22,13 @@ from billing_metering.meters import (
     UsageEvent,
     measure_all,
 )
-from billing_metering.store import InvalidUsageQuery, UsagePoint, UsageStore
+from billing_metering.store import (
+    IngestOutcome,
+    InvalidUsageQuery,
+    MeasuredEvent,
+    UsagePoint,
+    UsageStore,
+)
 
 
 def utc(
@@ -31,14 +37,27 @@ def utc(
     return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
 
 
+INGESTED_AT = utc(2024, 6, 1)
+
+
+def ingest(
+    store: UsageStore,
+    tenant: str,
+    events: Sequence[UsageEvent],
+    meters: Sequence[MeterDefinition],
+    *,
+    source: str = "",
+) -> IngestOutcome:
+    return store.insert_events(tenant, events, meters, ingested_at=INGESTED_AT, source=source)
+
+
 @pytest.fixture(scope="module", params=["chdb", "server"])
-def store(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[UsageStore]:
-    """A migrated store for the module: chdb in a fresh directory, or a fresh database on the
-    server. Tests keep apart by tenant (`tenant`), as tenants do in production."""
+def store(request: pytest.FixtureRequest, chdb_store: UsageStore) -> Iterator[UsageStore]:
+    """A migrated store for the module: chdb (one directory per process), or a fresh database
+    on the server. Tests keep apart by tenant (`tenant`), as tenants do in production."""
     if request.param == "chdb":
-        opened = UsageStore.embedded(tmp_path_factory.mktemp("chdb"))
+        yield chdb_store
+        return
     else:
         url = os.environ.get("CLICKHOUSE_URL")
         if not url:
@@ -48,8 +67,7 @@ def store(
     try:
         yield opened
     finally:
-        if request.param == "server":
-            opened._client.command(f"DROP DATABASE IF EXISTS {opened.database}")
+        opened._client.command(f"DROP DATABASE IF EXISTS {opened.database}")
         opened.close()
 
 
@@ -167,7 +185,8 @@ class TestInsertEvents:
         self, store: UsageStore, tenant: str
     ) -> None:
         calls = [BY_KEY["calls"], BY_KEY["total"]]
-        first = store.insert_events(
+        first = ingest(
+            store,
             tenant,
             [
                 use("e1", utc(2024, 1, 1, 1)),
@@ -179,12 +198,12 @@ class TestInsertEvents:
         assert first.accepted == (("cus_a", "e1"), ("cus_a", "e2"))
         assert first.duplicates == (("cus_a", "e1"),)
         assert first.rows_written == 4
-        second = store.insert_events(
-            tenant, [use("e2", utc(2024, 1, 1, 2)), use("e3", utc(2024, 1, 1, 3))], calls
+        second = ingest(
+            store, tenant, [use("e2", utc(2024, 1, 1, 2)), use("e3", utc(2024, 1, 1, 3))], calls
         )
         assert second.accepted == (("cus_a", "e3"),)
         assert second.duplicates == (("cus_a", "e2"),)
-        redelivered = store.insert_events(tenant, [use("e1", utc(2024, 1, 1, 1))], calls)
+        redelivered = ingest(store, tenant, [use("e1", utc(2024, 1, 1, 1))], calls)
         assert redelivered.accepted == ()
         assert redelivered.rows_written == 0
         for from_rollup in (True, False):
@@ -198,11 +217,39 @@ class TestInsertEvents:
             )
             assert values_of(points) == [("cus_a", ("eu",), utc(2024, 1, 1), "3")]
 
+    def test_a_redelivered_message_is_accepted_again_without_a_second_insert(
+        self, store: UsageStore, tenant: str
+    ) -> None:
+        calls = [BY_KEY["calls"]]
+        first = ingest(store, tenant, [use("e1", utc(2024, 1, 1, 1))], calls, source="t/0/7")
+        again = ingest(store, tenant, [use("e1", utc(2024, 1, 1, 1))], calls, source="t/0/7")
+        resent = ingest(store, tenant, [use("e1", utc(2024, 1, 1, 1))], calls, source="t/1/9")
+        assert (first.accepted, first.rows_written) == ((("cus_a", "e1"),), 1)
+        assert (again.accepted, again.rows_written) == ((("cus_a", "e1"),), 0)
+        assert (resent.accepted, resent.duplicates) == ((), (("cus_a", "e1"),))
+        points = store.usage(tenant, BY_KEY["calls"], ["cus_a"], utc(2024, 1, 1), utc(2024, 1, 2))
+        assert [p.value for p in points] == [1]
+
+    def test_record_takes_readings_measured_by_the_caller(
+        self, store: UsageStore, tenant: str
+    ) -> None:
+        event = use("e1", utc(2024, 1, 1, 1), 4)
+        readings = tuple(measure_all([BY_KEY["total"]], event))
+        outcome = store.record(
+            tenant,
+            [MeasuredEvent("cus_a", "e1", "t/0/1", readings)],
+            ingested_at=INGESTED_AT,
+        )
+        assert outcome.rows_written == 1
+        assert store.period_aggregates(
+            tenant, "cus_a", [BY_KEY["total"]], utc(2024, 1, 1), utc(2024, 2, 1)
+        ) == {("total", ("eu",)): Decimal(4)}
+
     def test_the_first_copy_of_a_conflicting_repeat_wins(
         self, store: UsageStore, tenant: str
     ) -> None:
-        store.insert_events(tenant, [use("e1", utc(2024, 1, 1, 1), 5)], [BY_KEY["total"]])
-        store.insert_events(tenant, [use("e1", utc(2024, 1, 1, 1), 500)], [BY_KEY["total"]])
+        ingest(store, tenant, [use("e1", utc(2024, 1, 1, 1), 5)], [BY_KEY["total"]])
+        ingest(store, tenant, [use("e1", utc(2024, 1, 1, 1), 500)], [BY_KEY["total"]])
         assert store.period_aggregates(
             tenant, "cus_a", [BY_KEY["total"]], utc(2024, 1, 1), utc(2024, 2, 1)
         ) == {("total", ("eu",)): Decimal(5)}
@@ -211,17 +258,17 @@ class TestInsertEvents:
         self, store: UsageStore, tenant: str
     ) -> None:
         calls = [BY_KEY["calls"]]
-        store.insert_events(tenant, [use("e1", utc(2024, 1, 1, 1))], calls)
-        other_customer = store.insert_events(
-            tenant, [use("e1", utc(2024, 1, 1, 1), customer="cus_b")], calls
+        ingest(store, tenant, [use("e1", utc(2024, 1, 1, 1))], calls)
+        other_customer = ingest(
+            store, tenant, [use("e1", utc(2024, 1, 1, 1), customer="cus_b")], calls
         )
-        other_tenant = store.insert_events(tenant + "_2", [use("e1", utc(2024, 1, 1, 1))], calls)
+        other_tenant = ingest(store, tenant + "_2", [use("e1", utc(2024, 1, 1, 1))], calls)
         assert other_customer.accepted == (("cus_b", "e1"),)
         assert other_tenant.accepted == (("cus_a", "e1"),)
 
     def test_an_event_no_meter_counts_writes_nothing(self, store: UsageStore, tenant: str) -> None:
         ignored = UsageEvent(id="x", customer="cus_a", type="other", timestamp=utc(2024, 1, 1))
-        outcome = store.insert_events(tenant, [ignored], METERS)
+        outcome = ingest(store, tenant, [ignored], METERS)
         assert (outcome.accepted, outcome.rows_written) == ((("cus_a", "x"),), 0)
 
     def test_a_bad_event_writes_nothing_of_its_batch(self, store: UsageStore, tenant: str) -> None:
@@ -229,15 +276,15 @@ class TestInsertEvents:
             id="bad", customer="cus_a", type="use", timestamp=utc(2024, 1, 1), properties={"v": 1.5}
         )
         with pytest.raises(InvalidEventValue):
-            store.insert_events(tenant, [use("good", utc(2024, 1, 1)), bad], [BY_KEY["total"]])
+            ingest(store, tenant, [use("good", utc(2024, 1, 1)), bad], [BY_KEY["total"]])
         assert (
             store.usage(tenant, BY_KEY["total"], ["cus_a"], utc(2024, 1, 1), utc(2024, 1, 2)) == []
         )
 
     def test_large_batches_check_repeats_in_chunks(self, store: UsageStore, tenant: str) -> None:
         batch = [use(f"e{i}", utc(2024, 1, 1) + timedelta(seconds=i)) for i in range(2500)]
-        assert store.insert_events(tenant, batch, [BY_KEY["calls"]]).rows_written == 2500
-        again = store.insert_events(tenant, batch[1000:], [BY_KEY["calls"]])
+        assert ingest(store, tenant, batch, [BY_KEY["calls"]]).rows_written == 2500
+        again = ingest(store, tenant, batch[1000:], [BY_KEY["calls"]])
         assert (len(again.accepted), len(again.duplicates)) == (0, 1500)
         points = store.usage(tenant, BY_KEY["calls"], ["cus_a"], utc(2024, 1, 1), utc(2024, 1, 2))
         assert [p.value for p in points] == [2500]
@@ -248,7 +295,8 @@ class TestInsertEvents:
         eu_only = definition(
             "calls", "count", filters=[{"property": "region", "operator": "equals", "value": "eu"}]
         )
-        store.insert_events(
+        ingest(
+            store,
             tenant,
             [use("e1", utc(2024, 1, 5), region="eu"), use("e2", utc(2024, 1, 6), region="us")],
             [eu_only],
@@ -256,7 +304,8 @@ class TestInsertEvents:
         us_only = definition(
             "calls", "count", filters=[{"property": "region", "operator": "equals", "value": "us"}]
         )
-        store.insert_events(
+        ingest(
+            store,
             tenant,
             [use("e3", utc(2024, 2, 5), region="eu"), use("e4", utc(2024, 2, 6), region="us")],
             [us_only],
@@ -303,7 +352,7 @@ class TestUsage:
     def test_each_aggregation_over_a_half_open_range(
         self, store: UsageStore, tenant: str, key: str, eu: str, us: str, from_rollup: bool
     ) -> None:
-        store.insert_events(tenant, self.EVENTS, METERS)
+        ingest(store, tenant, self.EVENTS, METERS)
         points = store.usage(
             tenant,
             BY_KEY[key],
@@ -349,7 +398,7 @@ class TestUsage:
         expected: list[tuple[datetime, str]],
         from_rollup: bool,
     ) -> None:
-        store.insert_events(tenant, self.EVENTS, METERS)
+        ingest(store, tenant, self.EVENTS, METERS)
         start = (
             utc(2023, 12, 1)
             if size in (WindowSize.MONTH, WindowSize.DAY, None)
@@ -369,7 +418,7 @@ class TestUsage:
     def test_unaligned_bounds_read_the_events_at_millisecond_precision(
         self, store: UsageStore, tenant: str
     ) -> None:
-        store.insert_events(tenant, self.EVENTS, METERS)
+        ingest(store, tenant, self.EVENTS, METERS)
         start, end = utc(2024, 1, 1, 6, 30, 0, 0), utc(2024, 1, 1, 12, 0, 0, 1000)
         points = store.usage(tenant, BY_KEY["calls"], ["cus_a"], start, end, window=WindowSize.HOUR)
         assert values_of(points) == [
@@ -382,7 +431,7 @@ class TestUsage:
         )
 
     def test_group_filter(self, store: UsageStore, tenant: str) -> None:
-        store.insert_events(tenant, self.EVENTS, METERS)
+        ingest(store, tenant, self.EVENTS, METERS)
         for from_rollup in (True, False):
             points = store.usage(
                 tenant,
@@ -414,12 +463,13 @@ class TestUsage:
             store.usage(tenant, BY_KEY["total"], [], utc(2024, 1, 1), utc(2024, 1, 2))
 
     def test_customers_and_tenants_are_kept_apart(self, store: UsageStore, tenant: str) -> None:
-        store.insert_events(
+        ingest(
+            store,
             tenant,
             [use("e1", utc(2024, 1, 1), 2), use("e1", utc(2024, 1, 1), 3, customer="cus_b")],
             METERS,
         )
-        store.insert_events(tenant + "_2", [use("e1", utc(2024, 1, 1), 7)], METERS)
+        ingest(store, tenant + "_2", [use("e1", utc(2024, 1, 1), 7)], METERS)
         points = store.usage(
             tenant, BY_KEY["total"], ["cus_a", "cus_b"], utc(2024, 1, 1), utc(2024, 1, 2)
         )
@@ -427,17 +477,20 @@ class TestUsage:
             ("cus_a", ("eu",), utc(2024, 1, 1), "2"),
             ("cus_b", ("eu",), utc(2024, 1, 1), "3"),
         ]
+        for meter in (BY_KEY["total"], BY_KEY["seats"]):
+            every_customer = store.usage(tenant, meter, None, utc(2024, 1, 1), utc(2024, 1, 2))
+            named = store.usage(tenant, meter, ["cus_a", "cus_b"], utc(2024, 1, 1), utc(2024, 1, 2))
+            assert every_customer == named
+            assert {point.customer for point in every_customer} == {"cus_a", "cus_b"}
 
 
 class TestPeriodAggregates:
     def test_weighted_sum_across_period_boundaries(self, store: UsageStore, tenant: str) -> None:
         seats = BY_KEY["seats"]
-        store.insert_events(
-            tenant, [use("s1", utc(2024, 1, 1), 10), use("s3", utc(2024, 2, 15), 5)], [seats]
+        ingest(
+            store, tenant, [use("s1", utc(2024, 1, 1), 10), use("s3", utc(2024, 2, 15), 5)], [seats]
         )
-        store.insert_events(
-            tenant, [use("s2", utc(2024, 1, 16), 20)], [seats]
-        )  # late, out of order
+        ingest(store, tenant, [use("s2", utc(2024, 1, 16), 20)], [seats])  # late, out of order
         months = [
             (utc(2024, 1, 1), utc(2024, 2, 1)),
             (utc(2024, 2, 1), utc(2024, 3, 1)),
@@ -455,12 +508,14 @@ class TestPeriodAggregates:
         self, store: UsageStore, tenant: str
     ) -> None:
         roster, members = BY_KEY["roster"], BY_KEY["members"]
-        store.insert_events(
+        ingest(
+            store,
             tenant,
             [use("u1", utc(2024, 1, 5), item="ann"), use("u2", utc(2024, 1, 10), item="bob")],
             [roster, members],
         )
-        store.insert_events(
+        ingest(
+            store,
             tenant,
             [
                 use("u3", utc(2024, 1, 20), item="ann", op="remove"),
@@ -469,7 +524,7 @@ class TestPeriodAggregates:
             ],
             [roster, members],
         )
-        store.insert_events(tenant, [use("u6", utc(2024, 2, 10), item="ann")], [roster, members])
+        ingest(store, tenant, [use("u6", utc(2024, 2, 10), item="ann")], [roster, members])
 
         def period(start: datetime, end: datetime) -> dict[tuple[str, tuple[str, ...]], Decimal]:
             return store.period_aggregates(tenant, "cus_a", [roster, members], start, end)
@@ -486,12 +541,14 @@ class TestPeriodAggregates:
 
     def test_unique_count_across_batches(self, store: UsageStore, tenant: str) -> None:
         users = BY_KEY["users"]
-        store.insert_events(
+        ingest(
+            store,
             tenant,
             [use("a", utc(2024, 1, 1), item="ann"), use("b", utc(2024, 1, 2), item="bob")],
             [users],
         )
-        store.insert_events(
+        ingest(
+            store,
             tenant,
             [use("c", utc(2024, 1, 3), item="ann"), use("d", utc(2024, 1, 4), item="cat")],
             [users],
@@ -504,10 +561,10 @@ class TestPeriodAggregates:
 
     def test_latest_with_out_of_order_batches(self, store: UsageStore, tenant: str) -> None:
         last, level = BY_KEY["last"], BY_KEY["level"]
-        store.insert_events(tenant, [use("late", utc(2024, 1, 20), 7)], [last, level])
-        store.insert_events(tenant, [use("early", utc(2024, 1, 10), 3)], [last, level])
+        ingest(store, tenant, [use("late", utc(2024, 1, 20), 7)], [last, level])
+        ingest(store, tenant, [use("early", utc(2024, 1, 10), 3)], [last, level])
         noon = utc(2024, 1, 25, 12)
-        store.insert_events(tenant, [use("b", noon, 8), use("a", noon, 9)], [last, level])
+        ingest(store, tenant, [use("b", noon, 8), use("a", noon, 9)], [last, level])
         assert store.period_aggregates(
             tenant, "cus_a", [last, level], utc(2024, 1, 1), utc(2024, 2, 1)
         ) == {
@@ -522,7 +579,7 @@ class TestPeriodAggregates:
         self, store: UsageStore, tenant: str
     ) -> None:
         """Two writers racing past the repeat check: the raw table holds the event twice."""
-        store.insert_events(tenant, [use("e1", utc(2024, 1, 5), 4, item="ann")], METERS)
+        ingest(store, tenant, [use("e1", utc(2024, 1, 5), 4, item="ann")], METERS)
         expected = store.period_aggregates(
             tenant, "cus_a", METERS, utc(2024, 1, 1), utc(2024, 2, 1)
         )
@@ -618,7 +675,7 @@ def test_every_query_matches_the_reference(
     events."""
     tenant = f"ten_{uuid7().hex[-12:]}"  # each example on its own tenant: no state leaks
     for batch in batches:
-        store.insert_events(tenant, batch, METERS)
+        ingest(store, tenant, batch, METERS)
     delivered = [event for batch in batches for event in batch]
     start, end, size = query
     customers = data.draw(st.sampled_from([["cus_a"], ["cus_b"], ["cus_a", "cus_b"]]))

@@ -93,7 +93,15 @@ class Platform:
 
     def spec(self, name: str) -> ServiceSpec:
         port = self.gateway_port if name == GATEWAY else self.ports[name]
-        return ServiceSpec(name, module_of(name), port, self.service_env.get(name, {}))
+        env = dict(self.service_env.get(name, {}))
+        if name == "metering":
+            # chdb, the usage store in metering's own process, unless a ClickHouse server is set.
+            env.setdefault(
+                "CLICKHOUSE_URL",
+                os.environ.get("CLICKHOUSE_URL")
+                or f"chdb://{(self.data_dir / 'clickhouse').resolve()}",
+            )
+        return ServiceSpec(name, module_of(name), port, env)
 
     def start(self) -> RunningPlatform:
         urls = self.stack.start()

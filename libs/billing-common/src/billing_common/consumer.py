@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -63,7 +63,37 @@ class ConsumerHalted(Exception):
     """Raised for messages that arrive after the consumer decided to stop."""
 
 
-class InboxConsumer:
+class _DeadLettering:
+    """What both consumers share: a group, its broker, and the halt after dead letters."""
+
+    def __init__(self, *, group: str, broker: KafkaBroker, policy: ConsumerPolicy) -> None:
+        self.group = group
+        self.broker = broker
+        self.policy = policy
+        self._consecutive_dead_letters = 0
+        self.halted_reason: str | None = None
+
+    async def _dead_letter(
+        self,
+        topic_name: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        payload: bytes,
+        reason: str,
+    ) -> None:
+        await publish_dead_letter(
+            self.broker, self.group, topic_name, partition, offset, key, payload, reason
+        )
+        self._consecutive_dead_letters += 1
+        if self._consecutive_dead_letters >= self.policy.max_consecutive_dead_letters:
+            self.halted_reason = (
+                f"{self._consecutive_dead_letters} messages dead-lettered in a row; last: {reason}"
+            )
+            logger.critical("consumer %s halted: %s", self.group, self.halted_reason)
+
+
+class InboxConsumer(_DeadLettering):
     """One consumer group of a service: its topics, their handlers, one FastStream subscriber."""
 
     def __init__(
@@ -75,14 +105,10 @@ class InboxConsumer:
         policy: ConsumerPolicy,
         after_commit: Callable[[], None] = lambda: None,
     ) -> None:
-        self.group = group
+        super().__init__(group=group, broker=broker, policy=policy)
         self.pool = pool
-        self.broker = broker
-        self.policy = policy
         self.after_commit = after_commit
         self._routes: dict[str, tuple[Topic[Any], Handler]] = {}
-        self._consecutive_dead_letters = 0
-        self.halted_reason: str | None = None
 
     def handle(
         self,
@@ -191,35 +217,194 @@ class InboxConsumer:
             await handler(conn, event)
             return True
 
-    async def _dead_letter(
+
+@dataclass(frozen=True)
+class ConsumedEvent(Generic[DataT]):
+    """One valid message of a batch: where it came from and its parsed envelope."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    payload: bytes
+    event: CloudEvent[DataT]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """What a batch handler could not apply: `payload` goes to `<source topic>.dlq`.
+
+    The payload may be narrower than the message (one bad event out of many),
+    so the good part of a message is never held back by its bad part.
+    """
+
+    source: ConsumedEvent[Any]
+    payload: bytes
+    reason: str
+
+
+BatchHandler = Callable[[Sequence[ConsumedEvent[Any]]], Awaitable[Sequence[DeadLetter]]]
+
+
+class BatchConsumer(_DeadLettering):
+    """A consumer group that applies each fetched batch of messages at once.
+
+    For high-volume topics (usage events) one transaction per message costs
+    too much. The handler receives every valid message of a fetch, in offset
+    order per partition, and owns idempotence itself (the usage store
+    deduplicates by event id; its side effects keep per-partition offset
+    marks); offsets are committed only after it returns.
+
+    - A message that does not parse is dead-lettered before the handler runs.
+    - The handler returns what it could not apply (`DeadLetter`), which is
+      dead-lettered; the rest of the batch stands.
+    - A retryable failure retries the whole batch with backoff; a failure that
+      is not, or that exhausts its attempts, replays the batch one message at a
+      time, so only the message that fails on its own is dead-lettered.
+    - After `max_consecutive_dead_letters` in a row the consumer halts, as
+      `InboxConsumer` does.
+    """
+
+    def __init__(
         self,
-        topic_name: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        payload: bytes,
-        reason: str,
+        *,
+        group: str,
+        broker: KafkaBroker,
+        policy: ConsumerPolicy,
+        topics: Sequence[Topic[Any]],
+        handler: BatchHandler,
+        max_records: int = 500,
+        batch_timeout_ms: int = 50,
     ) -> None:
-        await self.broker.publish(
-            payload,
-            topic=dead_letter_topic(topic_name),
-            key=key,
-            headers={
-                "x-original-topic": topic_name,
-                "x-original-partition": str(partition),
-                "x-original-offset": str(offset),
-                "x-dead-letter-reason": reason,
-                "x-consumer-group": self.group,
-            },
+        if not topics:
+            raise ValueError("a batch consumer reads at least one topic")
+        super().__init__(group=group, broker=broker, policy=policy)
+        self.handler = handler
+        self.max_records = max_records
+        self.batch_timeout_ms = batch_timeout_ms
+        self._topics = {topic.name: topic for topic in topics}
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self._topics)
+
+    def register(self) -> None:
+        """Create the FastStream batch subscriber; call before the broker starts."""
+        subscriber = self.broker.subscriber(
+            *self._topics,
+            group_id=self.group,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=10 * 60 * 1000,
+            fetch_max_wait_ms=50,
+            batch=True,
+            max_records=self.max_records,
+            batch_timeout_ms=self.batch_timeout_ms,
+            decoder=raw_body_decoder,
         )
-        EVENTS_CONSUMED.labels(self.group, topic_name, "dead_lettered").inc()
-        logger.error("dead-lettered %s[%d]@%d: %s", topic_name, partition, offset, reason)
-        self._consecutive_dead_letters += 1
-        if self._consecutive_dead_letters >= self.policy.max_consecutive_dead_letters:
-            self.halted_reason = (
-                f"{self._consecutive_dead_letters} messages dead-lettered in a row; last: {reason}"
+
+        @subscriber
+        async def on_batch(message: KafkaMessage) -> None:
+            records = message.raw_message
+            # A tuple from Kafka; FastStream's test broker hands over a list.
+            batch = records if isinstance(records, tuple | list) else (records,)
+            await self.process(
+                [
+                    (record.topic, record.partition, record.offset, record.key, record.value or b"")
+                    for record in batch
+                ]
             )
-            logger.critical("consumer %s halted: %s", self.group, self.halted_reason)
+
+    async def process(self, records: Sequence[tuple[str, int, int, bytes | None, bytes]]) -> None:
+        """Apply one fetched batch; raising means: redeliver it from its first offset."""
+        if self.halted_reason is not None:
+            await asyncio.sleep(1.0)
+            raise ConsumerHalted(self.halted_reason)
+        valid: list[ConsumedEvent[Any]] = []
+        for topic_name, partition, offset, key, payload in records:
+            try:
+                event = self._topics[topic_name].parse(payload)
+            except Exception as exc:
+                await self._dead_letter(
+                    topic_name, partition, offset, key, payload, _reason(exc, 1)
+                )
+                continue
+            valid.append(ConsumedEvent(topic_name, partition, offset, key, payload, event))
+        if valid:
+            await self._apply(valid, split_on_failure=True)
+
+    async def _apply(self, batch: Sequence[ConsumedEvent[Any]], *, split_on_failure: bool) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                dead = await self.handler(batch)
+                break
+            except Exception as exc:
+                if is_retryable(exc) and attempt < self.policy.max_attempts:
+                    EVENT_RETRIES.labels(self.group, batch[0].topic).inc()
+                    logger.warning(
+                        "retrying a batch of %d (attempt %d): %s", len(batch), attempt, exc
+                    )
+                    await asyncio.sleep(self.policy.retry_backoff * 2 ** (attempt - 1))
+                    continue
+                if split_on_failure and len(batch) > 1:
+                    logger.warning("a batch of %d failed (%s); one by one now", len(batch), exc)
+                    for message in batch:
+                        await self._apply([message], split_on_failure=False)
+                    return
+                message = batch[0]
+                await self._dead_letter(
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    message.key,
+                    message.payload,
+                    _reason(exc, attempt),
+                )
+                return
+        crash_point(CONSUMER_AFTER_COMMIT)
+        for letter in dead:
+            source = letter.source
+            await self._dead_letter(
+                source.topic,
+                source.partition,
+                source.offset,
+                source.key,
+                letter.payload,
+                letter.reason,
+            )
+        if len(dead) < len(batch):
+            self._consecutive_dead_letters = 0
+        for message in batch:
+            EVENTS_CONSUMED.labels(self.group, message.topic, "applied").inc()
+
+
+async def publish_dead_letter(
+    broker: KafkaBroker,
+    group: str,
+    topic_name: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    payload: bytes,
+    reason: str,
+) -> None:
+    """Write `payload` to `<topic>.dlq` with where it came from and why, and wait for the ack."""
+    await broker.publish(
+        payload,
+        topic=dead_letter_topic(topic_name),
+        key=key,
+        headers={
+            "x-original-topic": topic_name,
+            "x-original-partition": str(partition),
+            "x-original-offset": str(offset),
+            "x-dead-letter-reason": reason,
+            "x-consumer-group": group,
+        },
+    )
+    EVENTS_CONSUMED.labels(group, topic_name, "dead_lettered").inc()
+    logger.error("dead-lettered %s[%d]@%d: %s", topic_name, partition, offset, reason)
 
 
 async def raw_body_decoder(message: StreamMessage[Any]) -> bytes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_origin
 
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
@@ -127,12 +127,26 @@ async def parse_body(
 
 
 def parse_query(request: Request, model: type[ModelT]) -> ModelT:
-    query = dict(request.query_params)
+    """Validate the query string with `model`; a list or tuple field takes every repeat of
+    its parameter (`?group=a&group=b`), any other field the last one."""
+    repeated = _sequence_parameters(model)
+    query: dict[str, Any] = {}
+    for name in request.query_params:
+        values = request.query_params.getlist(name)
+        query[name] = values if name in repeated else values[-1]
     reject_nul_characters(query)
     try:
         return model.model_validate(query)
     except ValidationError as exc:
         raise validation_problem(exc) from exc
+
+
+def _sequence_parameters(model: type[BaseModel]) -> set[str]:
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        if get_origin(field.annotation) in (list, tuple, set, frozenset):
+            names.add(field.alias or name)
+    return names
 
 
 def json_response(model: BaseModel, status_code: int = 200) -> Response:

@@ -19,8 +19,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge
@@ -70,20 +72,41 @@ class OutboxWriter:
             time=self.clock(),
             traceparent=current_traceparent(),
         )
+        await self.add_encoded(
+            conn,
+            topic,
+            event.to_bytes(),
+            event_id=event.id,
+            subject=subject,
+            traceparent=event.traceparent,
+        )
+        return event
+
+    async def add_encoded(
+        self,
+        conn: Connection,
+        topic: Topic[Any],
+        payload: bytes,
+        *,
+        event_id: uuid.UUID,
+        subject: str,
+        traceparent: str | None,
+    ) -> None:
+        """Write an envelope the caller encoded itself (usage events, whose numbers only
+        `usage_events.encode_usage_events` writes exactly)."""
         headers = {"ce_type": topic.name, "content-type": "application/cloudevents+json"}
-        if event.traceparent:
-            headers["traceparent"] = event.traceparent
+        if traceparent:
+            headers["traceparent"] = traceparent
         self.wrote_since_wake = True
         await conn.execute(
             "INSERT INTO outbox (event_id, topic, key, payload, headers)"
             " VALUES ($1, $2, $3, $4, $5)",
-            event.id,
+            event_id,
             topic.name,
             subject,
-            event.to_bytes(),
+            payload,
             json.dumps(headers),
         )
-        return event
 
 
 class OutboxRelay:

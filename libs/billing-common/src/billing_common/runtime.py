@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from aiokafka import AIOKafkaProducer
@@ -30,7 +30,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from billing_common.config import ServiceSettings
-from billing_common.consumer import ConsumerPolicy, InboxConsumer, prune_inbox
+from billing_common.consumer import (
+    BatchConsumer,
+    BatchHandler,
+    ConsumerPolicy,
+    InboxConsumer,
+    prune_inbox,
+)
 from billing_common.db import (
     Connection,
     Pool,
@@ -87,6 +93,23 @@ class ServiceDefinition:
         return f"billing-{self.name}"
 
 
+class ServiceContext(Protocol):
+    """What use cases need of a running service: its pool, one transaction per use case
+    (`unit_of_work`), its outbox and its clock. `ServiceRuntime` is one; tests build
+    lighter ones."""
+
+    @property
+    def outbox(self) -> OutboxWriter: ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+    @property
+    def pool(self) -> Pool: ...
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[Connection]: ...
+
+
 @dataclass
 class HealthState:
     ready: bool = False
@@ -113,6 +136,7 @@ class ServiceRuntime:
         self._producer: AIOKafkaProducer | None = None
         self._relay: OutboxRelay | None = None
         self._consumer: InboxConsumer | None = None
+        self._batch_consumers: list[BatchConsumer] = []
         self._start_task: asyncio.Task[None] | None = None
         self._background: list[asyncio.Task[None]] = []
 
@@ -134,6 +158,35 @@ class ServiceRuntime:
         if self._consumer is None:
             raise RuntimeError("the consumer exists once the database pool is open")
         return self._consumer
+
+    def add_batch_consumer(
+        self,
+        name: str,
+        topics: Sequence[Topic[Any]],
+        handler: BatchHandler,
+        *,
+        max_records: int = 500,
+    ) -> BatchConsumer:
+        """A consumer group of its own (`billing-<service>-<name>`) that handles whole fetched
+        batches; call from `setup`."""
+        consumer = BatchConsumer(
+            group=f"{self.definition.consumer_group}-{name}",
+            broker=self.broker,
+            policy=self._consumer_policy(),
+            topics=topics,
+            handler=handler,
+            max_records=max_records,
+        )
+        self._batch_consumers.append(consumer)
+        return consumer
+
+    def _consumer_policy(self) -> ConsumerPolicy:
+        settings = self.settings
+        return ConsumerPolicy(
+            max_attempts=settings.consumer_max_attempts,
+            retry_backoff=settings.consumer_retry_backoff_ms / 1000,
+            max_consecutive_dead_letters=settings.consumer_max_consecutive_dead_letters,
+        )
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[Connection]:
@@ -206,22 +259,22 @@ class ServiceRuntime:
             group=definition.consumer_group,
             pool=self._pool,
             broker=self.broker,
-            policy=ConsumerPolicy(
-                max_attempts=settings.consumer_max_attempts,
-                retry_backoff=settings.consumer_retry_backoff_ms / 1000,
-                max_consecutive_dead_letters=settings.consumer_max_consecutive_dead_letters,
-            ),
+            policy=self._consumer_policy(),
             after_commit=self.wake_relay,
         )
+        self._batch_consumers = []
         await definition.setup(self)
+        consumed = self._consumer.topics + [
+            name for batch in self._batch_consumers for name in batch.topics
+        ]
         await ensure_topics(
             settings.kafka_bootstrap,
-            [t.name for t in definition.produces]
-            + self._consumer.topics
-            + [f"{name}.dlq" for name in self._consumer.topics],
+            [t.name for t in definition.produces] + consumed + [f"{name}.dlq" for name in consumed],
             partitions=settings.kafka_default_partitions,
         )
         self._consumer.register()
+        for batch_consumer in self._batch_consumers:
+            batch_consumer.register()
         await self.broker.start()
         route_library_logs_to_json()
         self._producer = AIOKafkaProducer(
@@ -304,6 +357,9 @@ class ServiceRuntime:
         checks["migrations"] = "ok"
         if self._consumer is not None and self._consumer.halted_reason:
             checks["consumer"] = f"halted: {self._consumer.halted_reason}"
+        for batch_consumer in self._batch_consumers:
+            if batch_consumer.halted_reason:
+                checks[batch_consumer.group] = f"halted: {batch_consumer.halted_reason}"
         if self._relay is not None and self._relay.last_error:
             checks["outbox_relay"] = self._relay.last_error
         return all(v == "ok" for v in checks.values()), checks

@@ -8,11 +8,20 @@ own answer (success or problem) passes through unchanged.
 Input is validated before the Idempotency-Key is claimed: a request the schema
 rejects never reaches a service, so its 4xx is not stored, and the client can
 fix the body and retry with the same key (as Stripe does).
+
+Usage ingestion (`POST /v1/events`) is the gateway's own route: the same
+authentication, rate limit and Idempotency-Key, then the events are validated
+(`usage_events`) and published to Kafka, and the `202` goes out only once Kafka
+has acknowledged every message; a Kafka failure is a retryable `503` (metering
+counts a resent event once, by customer and id). An Idempotency-Key is honoured
+as on every POST (a retry replays the first `202`), but is not needed: events are
+idempotent by their ids already.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -22,18 +31,26 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message
 
-from billing_common.errors import BillingError, Unauthenticated
+from billing_common.errors import (
+    BillingError,
+    MalformedBody,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthenticated,
+)
 from billing_common.http import parse_query, problem_response, read_json, validation_problem
 from billing_common.runtime import ServiceDefinition, ServiceRuntime
-from billing_common.telemetry import continue_trace
+from billing_common.telemetry import continue_trace, current_traceparent
 from billing_gateway.auth import ApiKeyStore, Authenticator
 from billing_gateway.docs import render_docs
 from billing_gateway.events import PRODUCES
@@ -51,6 +68,15 @@ from billing_gateway.ratelimit import RateLimitExceeded, RateLimitPolicy, TokenB
 from billing_gateway.repository import PostgresApiKeyStore
 from billing_gateway.routes import ROUTES, RouteSpec
 from billing_gateway.settings import GatewaySettings
+from billing_gateway.usage_events import (
+    EVENTS_PATH,
+    EventsRejected,
+    OutgoingMessage,
+    UsageEventsAccepted,
+    event_format,
+    messages_for,
+    parse_usage_events,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +84,15 @@ REQUESTS = Counter(
     "gateway_requests_total", "API requests answered by the gateway", ["method", "route", "status"]
 )
 LATENCY = Histogram("gateway_request_seconds", "Time to answer an API request", ["method", "route"])
+EVENTS_ACCEPTED = Counter(
+    "gateway_usage_events_accepted_total", "Usage events accepted and published to Kafka"
+)
+EVENTS_REJECTED = Counter(
+    "gateway_usage_events_rejected_total", "Usage events rejected by validation", ["code"]
+)
+EVENTS_PUBLISH_FAILURES = Counter(
+    "gateway_usage_events_publish_failures_total", "Requests whose events Kafka did not take"
+)
 
 
 def error_response(error: BillingError, request: Request) -> Response:
@@ -85,6 +120,103 @@ async def read_json_body(request: Request, max_bytes: int) -> tuple[bytes, Any]:
     return b"".join(chunks), parsed
 
 
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The whole body, 413 past `max_bytes` (declared or counted)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"request body exceeds {max_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > max_bytes:
+            raise PayloadTooLarge(f"request body exceeds {max_bytes} bytes")
+    if not body:
+        raise MalformedBody("request body is empty; expected JSON")
+    return bytes(body)
+
+
+ProducerFactory = Callable[[], AIOKafkaProducer]
+
+
+class UsagePublisher:
+    """The gateway's one Kafka producer of usage events: started on first use (or by
+    `warm_up`), kept for the life of the process, stopped by `aclose`.
+
+    `publish` returns once Kafka has acknowledged every message (acks=all); any
+    failure or a wait over `timeout` seconds is a retryable 503.
+    """
+
+    def __init__(self, factory: ProducerFactory | None, *, timeout: float) -> None:
+        self._factory = factory
+        self._timeout = timeout
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    def factory_for(bootstrap: str, *, timeout: float) -> ProducerFactory:
+        def make() -> AIOKafkaProducer:
+            return AIOKafkaProducer(
+                bootstrap_servers=bootstrap,
+                client_id="billing-gateway-usage",
+                acks="all",
+                enable_idempotence=False,  # unsupported by the embedded broker; metering dedups
+                linger_ms=5,
+                request_timeout_ms=max(1000, int(timeout * 1000)),
+            )
+
+        return make
+
+    async def _started(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is not None:
+                return self._producer
+            if self._factory is None:
+                raise ServiceUnavailable("usage ingestion is not configured (no Kafka bootstrap)")
+            producer = self._factory()
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await producer.start()
+            except (KafkaError, OSError, TimeoutError) as exc:
+                logger.warning("Kafka unreachable for usage events: %r", exc)
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                raise ServiceUnavailable("usage events cannot be taken right now; retry") from exc
+            self._producer = producer
+            return producer
+
+    async def warm_up(self) -> None:
+        """Start the producer now if Kafka answers (else the first request tries again)."""
+        with contextlib.suppress(ServiceUnavailable):
+            await self._started()
+
+    async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        producer = await self._started()
+        try:
+            async with asyncio.timeout(self._timeout):
+                acks = [
+                    await producer.send(
+                        message.topic,
+                        value=message.value,
+                        key=message.key,
+                        headers=message.headers,
+                    )
+                    for message in messages
+                ]
+                await asyncio.gather(*acks)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            logger.warning("publishing %d usage messages failed: %r", len(messages), exc)
+            raise ServiceUnavailable(
+                "usage events could not be handed to Kafka; retry (a resent event counts once)"
+            ) from exc
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+
 def _raw_path(request: Request) -> str:
     raw = request.scope.get("raw_path")
     if isinstance(raw, bytes):
@@ -104,9 +236,14 @@ class Gateway:
         clock: Callable[[], datetime],
         http_client: Callable[[], httpx.AsyncClient] | None = None,
         routes: Sequence[RouteSpec] = ROUTES,
+        kafka_bootstrap: str | None = None,
+        producer_factory: ProducerFactory | None = None,
     ) -> None:
+        """`kafka_bootstrap` (or `producer_factory`) is where usage events go; with
+        neither, `POST /v1/events` answers 503."""
         self.settings = settings
         self.specs = tuple(routes)
+        self.clock = clock
         self.redis = redis
         self.authenticator = Authenticator(store, jwt_secret=settings.jwt_secret, clock=clock)
         self.limiter = TokenBucketLimiter(
@@ -118,6 +255,10 @@ class Gateway:
         )
         self.idempotency = IdempotencyStore(redis)
         self.upstreams = Upstreams(settings, http_client)
+        timeout = settings.gateway_publish_timeout_seconds
+        if producer_factory is None and kafka_bootstrap is not None:
+            producer_factory = UsagePublisher.factory_for(kafka_bootstrap, timeout=timeout)
+        self.publisher = UsagePublisher(producer_factory, timeout=timeout)
         self.openapi = build_openapi(self.specs, server_url=settings.gateway_public_url or "/")
         self._openapi_json = json.dumps(self.openapi).encode()
         self._docs_html = render_docs(self.openapi)
@@ -130,9 +271,12 @@ class Gateway:
             if spec.method in methods:
                 raise ValueError(f"{spec.method} {spec.path} is in the route table twice")
             methods[spec.method] = spec
+        if "POST" in by_path.get(EVENTS_PATH, {}):
+            raise ValueError(f"POST {EVENTS_PATH} is the gateway's own; not for the route table")
         routes: list[BaseRoute] = [
             Route("/openapi.json", self._serve_openapi, methods=["GET"]),
             Route("/docs", self._serve_docs, methods=["GET"]),
+            Route(EVENTS_PATH, self.ingest_events, methods=["POST"]),
         ]
         routes += [
             Route(path, self._endpoint(methods), methods=list(methods))
@@ -155,20 +299,41 @@ class Gateway:
 
     # -- the request path -----------------------------------------------------------------
     async def handle(self, spec: RouteSpec, request: Request) -> Response:
+        return await self._observed(
+            spec.method,
+            spec.path,
+            request,
+            lambda request_id: self._handle(spec, request, request_id),
+        )
+
+    async def ingest_events(self, request: Request) -> Response:
+        """`POST /v1/events`: usage events to Kafka, `202` once acknowledged."""
+        return await self._observed(
+            "POST", EVENTS_PATH, request, lambda request_id: self._ingest_events(request)
+        )
+
+    async def _observed(
+        self,
+        method: str,
+        route: str,
+        request: Request,
+        answer: Callable[[str], Awaitable[Response]],
+    ) -> Response:
+        """`answer` in a span, errors as problems, with the request id, counted and timed."""
         request_id = request_id_of(request.headers.get(REQUEST_ID_HEADER))
         started = time.perf_counter()
         with continue_trace(
-            f"{spec.method} {spec.path}",
+            f"{method} {route}",
             request.headers.get("traceparent"),
-            **{"http.route": spec.path, "http.request.method": spec.method},
+            **{"http.route": route, "http.request.method": method},
         ):
             try:
-                response = await self._handle(spec, request, request_id)
+                response = await answer(request_id)
             except BillingError as error:
                 response = error_response(error, request)
         response.headers[REQUEST_ID_HEADER] = request_id
-        REQUESTS.labels(spec.method, spec.path, str(response.status_code)).inc()
-        LATENCY.labels(spec.method, spec.path).observe(time.perf_counter() - started)
+        REQUESTS.labels(method, route, str(response.status_code)).inc()
+        LATENCY.labels(method, route).observe(time.perf_counter() - started)
         return response
 
     async def _handle(self, spec: RouteSpec, request: Request, request_id: str) -> Response:
@@ -203,19 +368,66 @@ class Gateway:
             tenant_id=principal.tenant_id,
             request_id=request_id,
         )
-        if key is None:
-            return await self.upstreams.forward(upstream)
-
-        outcome = await self.idempotency.begin(
-            principal.tenant_id, key, request_fingerprint(request.method, path, body)
+        return await self._once(
+            principal.tenant_id,
+            key,
+            request_fingerprint(request.method, path, body),
+            lambda: self.upstreams.forward(upstream),
         )
+
+    async def _ingest_events(self, request: Request) -> Response:
+        principal = await self.authenticator.authenticate(request.headers.get("authorization"))
+        await self.limiter.enforce(principal.rate_limit_key)
+        key = parse_idempotency_key(request.headers.get(IDEMPOTENCY_KEY_HEADER))
+        content_type = request.headers.get("content-type")
+        event_format(content_type)  # a 415 before reading the body
+        body = await read_body(request, self.settings.gateway_max_events_body_bytes)
+        received_at = self.clock()
+        batch = parse_usage_events(body, content_type, received_at)
+        if not batch.accepted:
+            for reject in batch.rejected:
+                EVENTS_REJECTED.labels(reject.code).inc()
+            raise EventsRejected(batch.rejected)
+
+        async def publish() -> Response:
+            messages = messages_for(
+                batch.accepted,
+                tenant_id=principal.tenant_id,
+                received_at=received_at,
+                traceparent=current_traceparent(),
+            )
+            try:
+                await self.publisher.publish(messages)
+            except ServiceUnavailable:
+                EVENTS_PUBLISH_FAILURES.inc()
+                raise
+            EVENTS_ACCEPTED.inc(len(batch.accepted))
+            for reject in batch.rejected:
+                EVENTS_REJECTED.labels(reject.code).inc()
+            answer = UsageEventsAccepted(accepted=len(batch.accepted), rejected=batch.rejected)
+            return JSONResponse(answer.model_dump(mode="json"), status_code=202)
+
+        fingerprint = request_fingerprint("POST", EVENTS_PATH, body)
+        return await self._once(principal.tenant_id, key, fingerprint, publish)
+
+    async def _once(
+        self,
+        tenant_id: str,
+        key: str | None,
+        fingerprint: str,
+        act: Callable[[], Awaitable[Response]],
+    ) -> Response:
+        """`act`, or with an Idempotency-Key the response its first run stored."""
+        if key is None:
+            return await act()
+        outcome = await self.idempotency.begin(tenant_id, key, fingerprint)
         if isinstance(outcome, StoredResponse):
             headers = {REPLAYED_HEADER: "true"}
             if outcome.content_type:
                 headers["content-type"] = outcome.content_type
             return Response(outcome.body, status_code=outcome.status, headers=headers)
         try:
-            response = await self.upstreams.forward(upstream)
+            response = await act()
         except BaseException:
             await self.idempotency.release(outcome)
             raise
@@ -229,12 +441,14 @@ class Gateway:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def aclose(self) -> None:
+        await self.publisher.aclose()
         await self.upstreams.aclose()
         await self.redis.aclose()
 
     async def hold_clients(self) -> None:
         """Run for the life of the process; close the clients when cancelled (at stop)."""
         try:
+            await self.publisher.warm_up()
             await asyncio.Event().wait()
         finally:
             await self.aclose()
@@ -261,6 +475,7 @@ def gateway_of(runtime: ServiceRuntime) -> Gateway:
             store=PostgresApiKeyStore(lambda: runtime.pool),
             redis=redis,
             clock=runtime.clock,
+            kafka_bootstrap=runtime.settings.kafka_bootstrap,
         )
         _gateways[runtime] = gateway
     return gateway

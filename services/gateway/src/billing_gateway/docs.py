@@ -158,6 +158,40 @@ def _resolve(document: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def _object_schemas(document: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The object schemas a body schema is made of: itself, its `oneOf`/`anyOf`
+    alternatives, the items of an array (so `X | array of X` shows the fields of X once)."""
+    found: list[dict[str, Any]] = []
+    todo = [schema]
+    while todo:
+        item = todo.pop(0)
+        alternatives = item.get("oneOf") or item.get("anyOf")
+        if alternatives:
+            todo.extend(alternatives)
+        elif item.get("type") == "array" and isinstance(item.get("items"), dict):
+            todo.append(item["items"])
+        else:
+            resolved = _resolve(document, item)
+            if resolved not in found:
+                found.append(resolved)
+    return found
+
+
+def _request_body(document: dict[str, Any], content: dict[str, Any]) -> list[str]:
+    """A heading per media type of a request body, with the fields of its schema."""
+    parts = []
+    for media_type, media in content.items():
+        if "schema" not in media:
+            continue
+        schema = media["schema"]
+        parts.append(
+            f'<h4>Request body <span class="muted">{html.escape(media_type)}: '
+            f"{type_label(schema)}</span></h4>"
+        )
+        parts.extend(_fields_table(found) for found in _object_schemas(document, schema))
+    return parts
+
+
 def _body_schema(content: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     for media_type, media in content.items():
         if "schema" in media:
@@ -178,14 +212,7 @@ def _operation(document: dict[str, Any], method: str, path: str, op: dict[str, A
         parts.append(_parameters(op["parameters"]))
     body = op.get("requestBody")
     if body:
-        found = _body_schema(body.get("content", {}))
-        if found is not None:
-            media_type, schema = found
-            parts.append(
-                f'<h4>Request body <span class="muted">{html.escape(media_type)}: '
-                f"{type_label(schema)}</span></h4>"
-            )
-            parts.append(_fields_table(_resolve(document, schema)))
+        parts.extend(_request_body(document, body.get("content", {})))
     rows = []
     success_tables = []
     for status, response in op.get("responses", {}).items():

@@ -1,34 +1,27 @@
-"""Topics the gateway produces: usage events, straight from `POST /v1/events` to Kafka."""
+"""Topics the gateway produces: usage events, straight from `POST /v1/events` to Kafka.
+
+The topic is declared in billing-common (`usage_events`), beside the event model,
+because metering reads it too.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime, Field
-
-from billing_common.events import EventData, Topic
-from billing_common.usage_events import UsageEvent
-
-MAX_EVENTS_PER_REQUEST = 1000
-
-
-class UsageEventsReceived(EventData):
-    """Accepted usage events of one request for one customer reference (the message key).
-
-    `customer` of each event is as the client sent it: our id (`cus_...`) or the
-    customer's external id; metering resolves it. Numbers in `properties` are
-    written exactly as received (never through a float).
-    """
-
-    events: list[UsageEvent] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
-    received_at: AwareDatetime
-
-
-USAGE_EVENTS_RECEIVED = Topic(
-    "gateway",
-    "usage_events_received",
+from billing_common.events import Topic
+from billing_common.usage_events import (
+    MAX_EVENTS_PER_MESSAGE,
+    USAGE_EVENTS_RECEIVED,
     UsageEventsReceived,
-    "Usage events a client sent, validated and accepted (202), keyed by customer reference.",
 )
 
+MAX_EVENTS_PER_REQUEST = MAX_EVENTS_PER_MESSAGE
+
 PRODUCES: tuple[Topic[Any], ...] = (USAGE_EVENTS_RECEIVED,)
+
+__all__ = [
+    "MAX_EVENTS_PER_REQUEST",
+    "PRODUCES",
+    "USAGE_EVENTS_RECEIVED",
+    "UsageEventsReceived",
+]

@@ -3,7 +3,8 @@
 Every `RouteSpec` becomes one operation: path parameters from its path, query
 parameters from its query model, the request body and success response from
 its models (pydantic JSON Schema, which is what OpenAPI 3.1 speaks), and the
-problem+json errors the gateway can answer with.
+problem+json errors the gateway can answer with. The gateway's own operation,
+usage ingestion (`POST /v1/events`, `GATEWAY_OPERATIONS`), is described beside them.
 """
 
 from __future__ import annotations
@@ -15,8 +16,24 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from billing_common.http import PROBLEM_JSON
+from billing_gateway.events import MAX_EVENTS_PER_REQUEST
 from billing_gateway.idempotency import IDEMPOTENCY_KEY_HEADER
 from billing_gateway.routes import RouteSpec
+from billing_gateway.usage_events import (
+    CLOUDEVENT,
+    CLOUDEVENT_BATCH,
+    EVENTS_PATH,
+    JSON,
+    MAX_FUTURE,
+    MAX_PAST,
+    MAX_PROPERTIES_BYTES,
+    MAX_PROPERTIES_DEPTH,
+    REJECT_CODES,
+    CloudEventInput,
+    EventReject,
+    UsageEventInput,
+    UsageEventsAccepted,
+)
 
 _SCHEMA_REF = "#/components/schemas/"
 REF_TEMPLATE = _SCHEMA_REF + "{model}"
@@ -46,6 +63,19 @@ class Problem(BaseModel):
         default=None, description="With `validation_failed`: one entry per invalid field"
     )
 
+
+class UsageEventsRejectedProblem(Problem):
+    """The 422 of `POST /v1/events` when no event was accepted (`events_rejected`)."""
+
+    rejected: list[EventReject] | None = Field(
+        default=None, description="With `events_rejected`: why each event was refused"
+    )
+
+
+GATEWAY_OPERATIONS: tuple[tuple[str, str], ...] = (("POST", EVENTS_PATH),)
+"""(method, path) of the operations the gateway serves itself, beside the route table."""
+
+USAGE_TAG = "usage"
 
 ERROR_RESPONSES: dict[int, tuple[str, str]] = {
     400: (
@@ -199,6 +229,93 @@ def _operation(
     return operation
 
 
+_EVENTS_DESCRIPTION = (
+    f"Send one usage event or a batch of up to {MAX_EVENTS_PER_REQUEST}: `{JSON}` (an event "
+    f"object or an array of them), `{CLOUDEVENT}` (one CloudEvent 1.0) or `{CLOUDEVENT_BATCH}` "
+    "(an array of CloudEvents: `subject` is the customer, `time` the timestamp, `data` the "
+    "properties). Each event is checked on its own: the `202` counts those accepted and lists "
+    "the others with their index and code; a bad event never spoils the rest. A timestamp "
+    f"must lie from {MAX_PAST.days} days before the request to "
+    f"{int(MAX_FUTURE.total_seconds() // 60)} minutes after it (default: the time received); "
+    f"`properties` at most {MAX_PROPERTIES_BYTES // 1024} KiB as JSON and "
+    f"{MAX_PROPERTIES_DEPTH} levels deep; numbers are kept exactly as sent. Rejection codes: "
+    + ", ".join(f"`{code}`" for code in REJECT_CODES)
+    + ". The `202` means Kafka has the events; on a `503` send the same request again: an "
+    "event (`customer`, `id`) is counted once however often it is sent. An `Idempotency-Key` "
+    "is honoured but not needed."
+)
+
+
+def _usage_events_operation(refs: _Refs) -> dict[str, Any]:
+    """`POST /v1/events`, the gateway's own operation."""
+    native = refs[(UsageEventInput, "validation")]
+    cloud = refs[(CloudEventInput, "validation")]
+
+    def batch_of(item: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "array", "items": item, "minItems": 1, "maxItems": MAX_EVENTS_PER_REQUEST}
+
+    problem = {PROBLEM_JSON: {"schema": refs[(Problem, "serialization")]}}
+    return {
+        "operationId": "post_v1_events",
+        "summary": "Send usage events",
+        "description": _EVENTS_DESCRIPTION,
+        "tags": [USAGE_TAG],
+        "parameters": [
+            {
+                "name": IDEMPOTENCY_KEY_HEADER,
+                "in": "header",
+                "required": False,
+                "description": "Optional: a retry with the same key returns the first response "
+                "(24 h). Events are idempotent by (`customer`, `id`) without it.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {"schema": {"oneOf": [native, batch_of(native)]}},
+                CLOUDEVENT: {"schema": cloud},
+                CLOUDEVENT_BATCH: {"schema": batch_of(cloud)},
+            },
+        },
+        "responses": {
+            "202": {
+                "description": "Accepted: Kafka has every accepted event; `rejected` lists "
+                "the others",
+                "content": {JSON: {"schema": refs[(UsageEventsAccepted, "serialization")]}},
+            },
+            "400": {"$ref": "#/components/responses/BadRequest"},
+            "401": {"$ref": "#/components/responses/Unauthenticated"},
+            "409": {"$ref": "#/components/responses/Conflict"},
+            "413": {
+                "description": "The body is too large (`payload_too_large`) or holds more than "
+                f"{MAX_EVENTS_PER_REQUEST} events (`too_many_events`)",
+                "content": problem,
+            },
+            "415": {
+                "description": f"The body is not `{JSON}`, `{CLOUDEVENT}` or `{CLOUDEVENT_BATCH}` "
+                "(`unsupported_media_type`)",
+                "content": problem,
+            },
+            "422": {
+                "description": "No event was accepted (`events_rejected`, with `rejected`), the "
+                "batch is empty (`empty_batch`), or the body is not an event or an array "
+                "(`invalid_batch`)",
+                "content": {
+                    PROBLEM_JSON: {"schema": refs[(UsageEventsRejectedProblem, "serialization")]}
+                },
+            },
+            "429": {"$ref": "#/components/responses/RateLimited"},
+            "503": {
+                "description": "Kafka did not take the events (`service_unavailable`): send "
+                "the same request again",
+                "headers": _RESPONSE_HEADERS[503],
+                "content": problem,
+            },
+        },
+    }
+
+
 def _refs_in(value: Any) -> set[str]:
     found: set[str] = set()
     stack = [value]
@@ -242,7 +359,13 @@ def build_openapi(
         if spec.query_model is not None:
             inputs.append((spec.query_model, "validation"))
         inputs.append((spec.response_model, "serialization"))
-    inputs.append((Problem, "serialization"))
+    inputs += [
+        (UsageEventInput, "validation"),
+        (CloudEventInput, "validation"),
+        (UsageEventsAccepted, "serialization"),
+        (UsageEventsRejectedProblem, "serialization"),
+        (Problem, "serialization"),
+    ]
     ref_map, top = models_json_schema(_unique(inputs), ref_template=REF_TEMPLATE)
     refs: _Refs = {(model, mode): dict(schema) for (model, mode), schema in ref_map.items()}
     schemas: dict[str, Any] = top.get("$defs", {})
@@ -250,9 +373,10 @@ def build_openapi(
     paths: dict[str, dict[str, Any]] = {}
     for spec in routes:
         paths.setdefault(spec.path, {})[spec.method.lower()] = _operation(spec, refs, schemas)
+    paths.setdefault(EVENTS_PATH, {})["post"] = _usage_events_operation(refs)
 
     responses = _error_responses(refs[(Problem, "serialization")])
-    tags = sorted({spec.service for spec in routes})
+    tags = sorted({spec.service for spec in routes} | {USAGE_TAG})
     return {
         "openapi": "3.1.0",
         "info": {

@@ -3,6 +3,8 @@
 Each upstream service is reached at `<NAME>_SERVICE_URL` (`CUSTOMERS_SERVICE_URL=
 http://127.0.0.1:8101`); a route whose service has no URL answers 503.
 `JWT_SECRET` unset means dashboard tokens are refused (API keys still work).
+Usage ingestion (`POST /v1/events`) publishes to the `KAFKA_BOOTSTRAP` of the
+service settings, within `GATEWAY_PUBLISH_TIMEOUT_SECONDS`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ class GatewaySettings(BaseSettings):
     gateway_rate_limit_burst: int = Field(default=200, ge=1)
     gateway_max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
     gateway_upstream_timeout_seconds: float = Field(default=10, gt=0)
+    gateway_max_events_body_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1,
+        description="Largest `POST /v1/events` body: room for 1,000 events of ~2 KiB each",
+    )
+    gateway_publish_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="How long `POST /v1/events` waits for Kafka to acknowledge before a 503",
+    )
     gateway_public_url: str | None = Field(
         default=None, description="The `servers` URL of the OpenAPI document; '/' when unset"
     )

@@ -1,6 +1,2 @@
-"""bill.sh metering service: usage events: meter definitions, ingestion, dedup, aggregation
-(ClickHouse), hot accumulators (Redis).
-
-Not built yet: the process starts, connects, migrates its schema (the
-outbox and inbox) and answers /health, and does nothing else.
-"""
+"""bill.sh metering service: meter definitions, usage ingestion (batches from Kafka), dedup,
+aggregation in ClickHouse, current-period accumulators in Redis, usage queries."""

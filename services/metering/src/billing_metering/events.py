@@ -5,9 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 
 from billing_common.events import EventData, Topic
+from billing_common.usage_events import USAGE_EVENTS_RECEIVED, UsageEventsReceived
+from billing_customers.events import CUSTOMER_CREATED
 from billing_metering.meters import MeterDefinition
 
 
@@ -75,4 +77,45 @@ USAGE_RECORDED = Topic(
     "so far.",
 )
 
-PRODUCES: tuple[Topic[Any], ...] = (METER_CREATED, METER_UPDATED, METER_ARCHIVED, USAGE_RECORDED)
+
+PARKED_EVENTS_RELEASED = Topic(
+    "metering",
+    "parked_events_released",
+    UsageEventsReceived,
+    "Usage events that waited for their customer to exist, sent again once it does; keyed "
+    "by the customer id, read by metering's usage consumer like the gateway's.",
+)
+
+PRODUCES: tuple[Topic[Any], ...] = (
+    METER_CREATED,
+    METER_UPDATED,
+    METER_ARCHIVED,
+    USAGE_RECORDED,
+    PARKED_EVENTS_RELEASED,
+)
+
+
+class PlanMeters(EventData):
+    """What metering reads of `billing.pricing.plan_published`: which meters a plan version
+    charges on (so that a meter in use is not deleted). A tolerant reader: the rest of the
+    plan is ignored, and pricing may add fields without metering changing."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    plan_id: str
+    meter_keys: list[str]
+
+
+PLAN_PUBLISHED_METERS = Topic(
+    "pricing",
+    "plan_published",
+    PlanMeters,
+    "A plan version was published (read by metering for the meters it charges on).",
+)
+
+CONSUMES: tuple[Topic[Any], ...] = (
+    CUSTOMER_CREATED,
+    PLAN_PUBLISHED_METERS,
+    USAGE_EVENTS_RECEIVED,
+    PARKED_EVENTS_RELEASED,
+)

@@ -228,7 +228,7 @@ def _check_path(path: str, what: str) -> str:
         not path
         or len(path) > 200
         or len(segments) > _MAX_PATH_DEPTH
-        or not all(_PATH_SEGMENT.match(segment) for segment in segments)
+        or not all(_PATH_SEGMENT.fullmatch(segment) for segment in segments)
     ):
         raise InvalidPropertyPath(
             f"{what} {path!r} is not a property path: up to {_MAX_PATH_DEPTH} keys of "
@@ -330,7 +330,7 @@ class MeterDefinition(BaseModel):
     @field_validator("key")
     @classmethod
     def _check_key(cls, key: str) -> str:
-        if not _KEY.match(key):
+        if not _KEY.fullmatch(key):
             raise InvalidMeterKey(
                 f"meter key {key!r} must be a lower-case letter then up to 62 lower-case "
                 f"letters, digits or '_'",
@@ -364,7 +364,7 @@ class MeterDefinition(BaseModel):
         if len(set(self.event_types)) != len(self.event_types):
             raise InvalidEventTypes(f"meter {self.key!r} lists an event type twice", key=self.key)
         for event_type in self.event_types:
-            if not _EVENT_TYPE.match(event_type):
+            if not _EVENT_TYPE.fullmatch(event_type):
                 raise InvalidEventTypes(
                     f"event type {event_type!r} must be 1 to 128 letters, digits or '_.:/-', "
                     f"starting with a letter or digit",

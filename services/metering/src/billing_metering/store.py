@@ -94,6 +94,7 @@ __all__ = [
     "SCHEMA",
     "IngestOutcome",
     "InvalidUsageQuery",
+    "MeasuredEvent",
     "UsagePoint",
     "UsageStore",
 ]
@@ -121,6 +122,7 @@ SCHEMA: tuple[str, ...] = (
         item         String,
         operation    Enum8('none' = 0, 'add' = 1, 'remove' = 2),
         ingested_at  DateTime64(3, 'UTC'),
+        source       String DEFAULT '',
         INDEX event_id_bloom event_id TYPE bloom_filter(0.01) GRANULARITY 4
     )
     ENGINE = ReplacingMergeTree
@@ -164,6 +166,8 @@ SCHEMA: tuple[str, ...] = (
     FROM $db.usage_events
     GROUP BY tenant, meter, customer, group_values, minute
     """,
+    # Stores made before `source` existed gain it (a no-op on new ones).
+    "ALTER TABLE $db.usage_events ADD COLUMN IF NOT EXISTS source String DEFAULT ''",
 )
 
 _EVENT_COLUMNS = (
@@ -177,6 +181,7 @@ _EVENT_COLUMNS = (
     "item",
     "operation",
     "ingested_at",
+    "source",
 )
 
 #: Per aggregation done in SQL: the expression over deduplicated rows, and over the rollup.
@@ -196,7 +201,6 @@ _DEDUPLICATED = """
     FROM $db.usage_events
     WHERE tenant = {tenant:String}
       AND meter = {meter:String}
-      AND customer IN {customers:Array(String)}
       AND timestamp >= fromUnixTimestamp64Milli({lower_ms:Int64}, 'UTC')
       AND timestamp < fromUnixTimestamp64Milli({upper_ms:Int64}, 'UTC')
       $groups
@@ -215,7 +219,6 @@ _FROM_ROLLUP = """
     FROM $db.usage_rollup_minute
     WHERE tenant = {tenant:String}
       AND meter = {meter:String}
-      AND customer IN {customers:Array(String)}
       AND minute >= toDateTime({lower_s:Int64}, 'UTC')
       AND minute < toDateTime({upper_s:Int64}, 'UTC')
       $groups
@@ -246,7 +249,7 @@ _OPENING_SETS = """
 """
 
 _KNOWN_IDS = """
-    SELECT DISTINCT customer, event_id
+    SELECT DISTINCT customer, event_id, source
     FROM $db.usage_events
     WHERE tenant = {tenant:String}
       AND customer IN {customers:Array(String)}
@@ -283,8 +286,19 @@ class UsagePoint:
 
 
 @dataclass(frozen=True, slots=True)
+class MeasuredEvent:
+    """One usage event as the meters of its tenant read it, and where it came from."""
+
+    customer: str
+    event_id: str
+    source: str
+    """The Kafka message it arrived in (`topic/partition/offset`); "" when not from Kafka."""
+    readings: tuple[MeteredEvent, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class IngestOutcome:
-    """What `insert_events` did: the (customer, event id) pairs it accepted and the ones it
+    """What `record` did: the (customer, event id) pairs it accepted and the ones it
     dropped as repeats, and how many metered rows it wrote."""
 
     accepted: tuple[tuple[str, str], ...]
@@ -348,36 +362,61 @@ class UsageStore:
         events: Sequence[UsageEvent],
         meters: Sequence[MeterDefinition],
         *,
-        ingested_at: datetime | None = None,
+        ingested_at: datetime,
+        source: str = "",
     ) -> IngestOutcome:
-        """Record a batch: drop repeats, meter the rest with `meters`, insert the rows.
+        """Meter `events` with `meters` and record them (see `record`).
 
-        A (customer, event id) seen earlier in the batch or already stored is a
-        repeat and changes nothing. An event no meter counts is accepted and
-        writes no row. An event a meter cannot read raises (`InvalidEvent`
-        subclasses) before anything is written: validate events one by one with
+        An event a meter cannot read raises (`InvalidEvent` subclasses) before
+        anything is written: validate events one by one with
         `meters.measure_all` first to dead-letter only the bad ones.
         """
-        _require_text(tenant, "tenant")
         by_key = meters_by_key(meters)
-        now = (ingested_at or datetime.now(UTC)).astimezone(UTC)
+        measured = [
+            MeasuredEvent(
+                event.customer, event.id, source, tuple(measure_all(by_key.values(), event))
+            )
+            for event in events
+        ]
+        return self.record(tenant, measured, ingested_at=ingested_at)
+
+    def record(
+        self, tenant: str, events: Sequence[MeasuredEvent], *, ingested_at: datetime
+    ) -> IngestOutcome:
+        """Record a batch of metered events: drop repeats, insert the rest.
+
+        A (customer, event id) seen earlier in the batch, or already stored from
+        another source, is a repeat and changes nothing. One already stored from
+        the same `source` (the Kafka message it came in) is this message
+        redelivered after a crash: it is reported accepted again, without a
+        second insert, so the caller can finish the effects that the crash
+        interrupted. An event no meter counts writes no row.
+        """
+        _require_text(tenant, "tenant")
+        now = ingested_at.astimezone(UTC)
         now = now.replace(microsecond=now.microsecond - now.microsecond % 1000)
-        first: dict[tuple[str, str], UsageEvent] = {}
+        first: dict[tuple[str, str], MeasuredEvent] = {}
         duplicates: list[tuple[str, str]] = []
         for event in events:
-            key = (event.customer, event.id)
+            key = (event.customer, event.event_id)
             if key in first:
                 duplicates.append(key)
             else:
                 first[key] = event
-        known = self._known_ids(tenant, list(first))
-        accepted = [key for key in first if key not in known]
-        duplicates.extend(key for key in first if key in known)
-        rows = [
-            _event_row(tenant, reading, now)
-            for key in accepted
-            for reading in measure_all(by_key.values(), first[key])
-        ]
+        known = self._known_sources(tenant, list(first))
+        accepted: list[tuple[str, str]] = []
+        rows: list[list[Any]] = []
+        for key, event in first.items():
+            sources = known.get(key)
+            if sources is None:
+                accepted.append(key)
+                rows.extend(
+                    _event_row(tenant, reading, now, event.source) for reading in event.readings
+                )
+            elif event.source and event.source in sources:
+                accepted.append(key)
+            else:
+                duplicates.append(key)
         if rows:
             self._client.insert(
                 "usage_events",
@@ -388,8 +427,10 @@ class UsageStore:
             )
         return IngestOutcome(tuple(accepted), tuple(duplicates), len(rows))
 
-    def _known_ids(self, tenant: str, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        known: set[tuple[str, str]] = set()
+    def _known_sources(
+        self, tenant: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], set[str]]:
+        known: dict[tuple[str, str], set[str]] = defaultdict(set)
         for chunk in _chunks(keys, _LOOKUP_CHUNK):
             rows = self._rows(
                 _KNOWN_IDS,
@@ -400,7 +441,9 @@ class UsageStore:
                 },
             )
             wanted = set(chunk)
-            known.update(key for row in rows if (key := (row[0], row[1])) in wanted)
+            for customer, event_id, source in rows:
+                if (key := (customer, event_id)) in wanted:
+                    known[key].add(source)
         return known
 
     # -- queries --------------------------------------------------------------------------
@@ -409,7 +452,7 @@ class UsageStore:
         self,
         tenant: str,
         meter: MeterDefinition,
-        customers: Sequence[str],
+        customers: Sequence[str] | None,
         start: datetime,
         end: datetime,
         *,
@@ -424,22 +467,21 @@ class UsageStore:
         each named `group_by` dimension is among the given ones. A point is
         reported for each window an event of its series falls in, and, for a
         recurring meter, each window its series already had a level at. Points
-        come ordered by customer, group, window. `from_rollup=False` reads the
-        deduplicated events even where the rollup is exact.
+        come ordered by customer, group, window. `customers=None` reads every
+        customer of the tenant. `from_rollup=False` reads the deduplicated events
+        even where the rollup is exact.
         """
         _require_text(tenant, "tenant")
-        if not customers or any(not customer for customer in customers):
-            raise InvalidUsageQuery("a usage query names at least one customer")
+        if customers is not None and (not customers or any(not c for c in customers)):
+            raise InvalidUsageQuery("a usage query names at least one customer, or none for all")
         window_size = None if window is None else WindowSize(window)
         in_windows = windows(start, end, window_size)
         groups_sql, group_params = _group_filter(meter, group_filter or {})
         lower, upper = in_windows[0].start, in_windows[-1].end
-        params: dict[str, Any] = {
-            "tenant": tenant,
-            "meter": meter.key,
-            "customers": sorted(set(customers)),
-            **group_params,
-        }
+        params: dict[str, Any] = {"tenant": tenant, "meter": meter.key, **group_params}
+        if customers is not None:
+            groups_sql = f"AND customer IN {{customers:Array(String)}}\n      {groups_sql}"
+            params["customers"] = sorted(set(customers))
         if _needs_ordered_events(meter):
             points = self._usage_from_ordered_events(meter, params, groups_sql, in_windows)
         else:
@@ -594,7 +636,7 @@ def _group_filter(
     return "\n      ".join(clauses), params
 
 
-def _event_row(tenant: str, reading: MeteredEvent, ingested_at: datetime) -> list[Any]:
+def _event_row(tenant: str, reading: MeteredEvent, ingested_at: datetime, source: str) -> list[Any]:
     return [
         tenant,
         reading.customer,
@@ -606,6 +648,7 @@ def _event_row(tenant: str, reading: MeteredEvent, ingested_at: datetime) -> lis
         reading.item,
         "none" if reading.operation is None else reading.operation.value,
         ingested_at,
+        source,
     ]
 
 

@@ -1,5 +1,2 @@
-"""bill.sh pricing service: the catalog: products, plans, prices, plan versions, price overrides.
-
-Not built yet: the process starts, connects, migrates its schema (the
-outbox and inbox) and answers /health, and does nothing else.
-"""
+"""bill.sh pricing service: the catalog: products, plans and their versions, per-customer
+price overrides, coupons; and the meters it projects to refuse charges on unknown ones."""
