@@ -538,6 +538,12 @@ class TestEffectivelyOnce:
         assert result == {AccumulatorKey(TENANT, "cus_1", "sum", MAY): Decimal(3)}
         assert expected(meter, readings, MAY) == Decimal(3)
 
+    async def test_an_empty_batch_does_nothing(
+        self, accumulators: UsageAccumulators, redis: Redis, prefix: str
+    ) -> None:
+        assert await accumulators.apply([]) == {}
+        assert await snapshot(redis, prefix) == {}
+
     async def test_offsets_must_increase_within_a_partition(
         self, accumulators: UsageAccumulators, redis: Redis, prefix: str
     ) -> None:

@@ -28,15 +28,19 @@ same partition, or other partitions of the same customers) never lose or
 double an update.
 
 What the caller passes: the readings (`meters.measure_all`) of each message,
-in offset order per partition, for the events that are new to the store.
-Readings are deduplicated by (tenant, meter, customer, event id) within one
-call only (the first wins, as in `domain.deduplicate`); an event id repeated
-across messages (a client's retry) must be left out by the caller, as
-`UsageStore.insert_events` drops it. Mind the crash window this implies: if
-the process dies after the ClickHouse insert and before `apply`, the
-redelivered message's events are repeats to the store; the caller must still
-pass their readings (`apply` skips them only if they were applied). The safe
-order is: find the new events, `apply`, then insert them into ClickHouse.
+in offset order per partition, of the events that are not repeats of events
+stored by earlier messages. Readings are deduplicated by (tenant, meter,
+customer, event id) within one call only (the first wins, as in
+`domain.deduplicate`); a repeat across messages (a client's retry) must be
+left out by the caller, as `UsageStore.insert_events` leaves it out. Mind the
+order: a consumer that inserts into ClickHouse first and dies before `apply`
+finds, on redelivery, its own events stored already; leaving them out then
+loses them here for good. So: look the batch's events up in the store, `apply`
+the readings of the new ones, then insert them. A crash after `apply` replays
+messages that `apply` skips and the store still inserts.
+
+One Redis, not a cluster: a transaction spans the keys of many customers,
+which a cluster would only take within one hash slot.
 
 Key layout (every name component percent-encoded, so ':' cannot collide;
 `{month}` is `YYYY-MM`):
@@ -240,6 +244,8 @@ class UsageAccumulators:
         increase within each partition (`ValueError` otherwise).
         """
         _check_batch(batch)
+        if not batch:
+            return {}
         for attempt in range(self.max_attempts):
             try:
                 return await self._apply_once(batch)

@@ -1,6 +1,8 @@
 """bill.sh rating service: rate_all(): turns usage aggregates and price sheets into rated line
 items.
 
-Not built yet: the process starts, connects, migrates its schema (the
-outbox and inbox) and answers /health, and does nothing else.
+`domain.rate_all` is the pure engine; the service keeps its own projection of the
+catalog (plan versions and price overrides, from pricing's events), rebuilds a plan
+version's price sheet from it (`service.rate_period`, what the billing cycle calls), and
+answers `POST /v1/rating/preview`.
 """
