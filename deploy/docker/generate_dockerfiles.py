@@ -16,6 +16,7 @@ Usage (from anywhere):
 from __future__ import annotations
 
 import sys
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,24 @@ HEALTHCHECK_SCRIPT = (
 def package_of(service: str) -> str:
     """`spend-alerts` -> `billing_spend_alerts`."""
     return "billing_" + service.replace("-", "_")
+
+
+def local_dependencies(service: str) -> list[str]:
+    """The other services whose packages `service` imports (its `billing-*` dependencies
+    in pyproject.toml, transitively), in a stable order."""
+    found: list[str] = []
+    pending = [service]
+    while pending:
+        current = pending.pop(0)
+        project = tomllib.loads((ROOT / "services" / current / "pyproject.toml").read_text())
+        for requirement in project["project"].get("dependencies", []):
+            name = str(requirement).split("[")[0].split(">")[0].split("=")[0].strip()
+            other = name.removeprefix("billing-")
+            local = name.startswith("billing-") and other not in ("common", service)
+            if local and other not in found:
+                found.append(other)
+                pending.append(other)
+    return sorted(found)
 
 
 def port_of(service: str) -> int:
@@ -88,9 +107,10 @@ def _header(target: Target) -> list[str]:
             f"#       --build-arg SOURCES=all --build-arg HTTP_PORT={GATEWAY_PORT} .",
             "# services/<name>/Dockerfile is the same recipe with the names filled in.",
             "",
-            "# SOURCES=one copies services/$SERVICE only; SOURCES=all copies every service",
-            "# (the gateway imports their schemas).",
-            "ARG SOURCES=one",
+            "# SOURCES=all (the default) copies every service: the gateway imports their schemas",
+            "# and most services the events of others. SOURCES=one copies services/$SERVICE only,",
+            "# for a service that imports no other.",
+            "ARG SOURCES=all",
         ]
     return [
         *lines,
@@ -169,10 +189,15 @@ def _sources_and_install(target: Target) -> list[str]:
             *install,
             " && " + _find_spec_check(package_of(service)),
         ]
+    needed = [service, *local_dependencies(service)]
+    lines = [f"COPY services/{name} {SRC}/services/{name}" for name in needed]
+    if len(needed) > 1:
+        lines.insert(0, f"# With the services whose packages {service} imports (their events).")
     return [
-        f"COPY services/{service} {SRC}/services/{service}",
+        *lines,
         "RUN pip install --no-cache-dir --no-deps \\",
-        f"    {SRC}/libs/billing-common {SRC}/services/{service} \\",
+        f"    {SRC}/libs/billing-common \\",
+        *(f"    {SRC}/services/{name} \\" for name in needed),
         " && " + _find_spec_check(package_of(service)),
     ]
 

@@ -9,9 +9,10 @@
 #       --build-arg SOURCES=all --build-arg HTTP_PORT=3000 .
 # services/<name>/Dockerfile is the same recipe with the names filled in.
 
-# SOURCES=one copies services/$SERVICE only; SOURCES=all copies every service
-# (the gateway imports their schemas).
-ARG SOURCES=one
+# SOURCES=all (the default) copies every service: the gateway imports their schemas
+# and most services the events of others. SOURCES=one copies services/$SERVICE only,
+# for a service that imports no other.
+ARG SOURCES=all
 
 FROM python:3.11-slim AS base
 

@@ -248,8 +248,8 @@ BAD_INPUT = [
         Bad("POST", "/v1/audit_events", 405, "method_not_allowed", valid()), id="wrong-method-post"
     ),
     pytest.param(
-        Bad("PATCH", f"/v1/customers/{CustomerId.new()}", 405, "method_not_allowed", valid()),
-        id="wrong-method-patch",
+        Bad("DELETE", f"/v1/customers/{CustomerId.new()}", 405, "method_not_allowed"),
+        id="wrong-method-delete",
     ),
     pytest.param(
         Bad("GET", "/v1/customers", 401, "unauthenticated", authorization=None),

@@ -21,7 +21,12 @@ from billing_common.usage_events import (
     UsageEventsReceived,
     encode_usage_events,
 )
-from billing_customers.events import CUSTOMER_CREATED, CustomerCreated
+from billing_customers.events import (
+    CUSTOMER_CREATED,
+    CUSTOMER_UPDATED,
+    CustomerCreated,
+    CustomerUpdated,
+)
 from billing_metering import projections, repository
 from billing_metering.accumulators import UsageAccumulators
 from billing_metering.events import PARKED_EVENTS_RELEASED, USAGE_RECORDED
@@ -33,6 +38,7 @@ pytestmark = pytest.mark.service
 
 GROUP = "billing-metering-usage"
 NEW_CUSTOMER = str(CustomerId.new())
+KNOWN_ID = str(CustomerId.new())
 # In a future month: the accumulators keep a period until 70 days after it ends (real time).
 T0 = datetime(2030, 3, 2, 9, 0, tzinfo=UTC)
 MARCH = (datetime(2030, 3, 1, tzinfo=UTC), datetime(2030, 4, 1, tzinfo=UTC))
@@ -97,11 +103,11 @@ async def consumer(
     async with context.unit_of_work() as conn:
         for meter in (CALLS, BYTES):
             await repository.insert_meter(conn, tenant, meter, T0)
-        await repository.upsert_customer(conn, tenant, "cus_known", "acme")
+        await repository.upsert_customer(conn, tenant, KNOWN_ID, "acme")
     return UsageConsumer(context, chdb_store, accumulators, group=GROUP)
 
 
-def totals(store: UsageStore, tenant: str, customer: str = "cus_known") -> dict[str, Decimal]:
+def totals(store: UsageStore, tenant: str, customer: str = KNOWN_ID) -> dict[str, Decimal]:
     aggregates = store.period_aggregates(tenant, customer, [CALLS, BYTES], *MARCH)
     result: dict[str, Decimal] = {}
     for (meter, _), value in aggregates.items():
@@ -110,7 +116,7 @@ def totals(store: UsageStore, tenant: str, customer: str = "cus_known") -> dict[
 
 
 async def accumulated(consumer: UsageConsumer, tenant: str, meter: MeterDefinition) -> Decimal:
-    groups = await consumer.accumulators.read(tenant, meter, "cus_known", MARCH[0])
+    groups = await consumer.accumulators.read(tenant, meter, KNOWN_ID, MARCH[0])
     assert groups is not None
     return sum((value for _, value in groups), Decimal(0))
 
@@ -129,7 +135,7 @@ class TestUsageConsumer:
         feed = Feed(tenant)
         batch = [
             feed.message([event("e1", "acme"), event("e2", "acme", 1)]),
-            feed.message([event("e3", "cus_known", 2, bytes="0.000000000001")], partition=1),
+            feed.message([event("e3", KNOWN_ID, 2, bytes="0.000000000001")], partition=1),
         ]
         assert await consumer.handle(batch) == []
         expected = {"calls": Decimal(3), "bytes": Decimal("3.000000000001")}
@@ -137,7 +143,7 @@ class TestUsageConsumer:
         assert await accumulated(consumer, tenant, CALLS) == 3
         assert await accumulated(consumer, tenant, BYTES) == Decimal("3.000000000001")
         [recorded] = await usage_recorded(context)
-        assert recorded.subject == "cus_known"
+        assert recorded.subject == KNOWN_ID
         by_meter = {usage.meter_key: usage for usage in recorded.data.usage}
         assert by_meter["calls"].events == 3
         assert by_meter["calls"].value_delta == 3
@@ -185,7 +191,7 @@ class TestUsageConsumer:
     ) -> None:
         feed = Feed(tenant)
         await consumer.handle([feed.message([event("e1", "acme")])])
-        await consumer.handle([feed.message([event("e1", "cus_known"), event("e2", "acme")])])
+        await consumer.handle([feed.message([event("e1", KNOWN_ID), event("e2", "acme")])])
         assert totals(consumer.store, tenant) == {"calls": 2, "bytes": 3}
         assert await accumulated(consumer, tenant, CALLS) == 2
         second = (await usage_recorded(context))[1]
@@ -215,7 +221,7 @@ class TestUsageConsumer:
         async with context.unit_of_work() as conn:
             await repository.insert_meter(conn, tenant, peak, T0)
         await consumer.handle([feed.message([event("e2", "acme", bytes=7)])])
-        aggregates = consumer.store.period_aggregates(tenant, "cus_known", [peak], *MARCH)
+        aggregates = consumer.store.period_aggregates(tenant, KNOWN_ID, [peak], *MARCH)
         assert aggregates == {("peak", ()): Decimal(7)}
 
 
@@ -252,7 +258,7 @@ class TestUnknownCustomers:
             time=T0,
         )
         async with context.unit_of_work() as conn:
-            await projections.customer_created(context, conn, created)
+            await projections.customer_known(context, conn, created)
         async with context.pool.acquire() as conn:
             assert await repository.count_parked(conn, tenant) == 0
         [row] = await context.pool.fetch(
@@ -294,6 +300,48 @@ class TestUnknownCustomers:
             "SELECT payload FROM outbox WHERE topic = $1", PARKED_EVENTS_RELEASED.name
         )
         released = PARKED_EVENTS_RELEASED.parse(bytes(row["payload"]))
-        assert released.data.events[0].customer == "cus_known"
+        assert released.data.events[0].customer == KNOWN_ID
         assert str(released.data.events[0].properties["bytes"]) == "2.50"
         assert await projections.release_known_customers(context) == 0
+
+    async def test_a_new_external_id_releases_the_events_sent_under_it(
+        self, consumer: UsageConsumer, context: ServiceContext, tenant: str
+    ) -> None:
+        feed = Feed(tenant)
+        await consumer.handle([feed.message([event("r1", "acme-renamed")])])
+        renamed = new_event(
+            CUSTOMER_UPDATED,
+            CustomerUpdated.model_validate(
+                {
+                    "customer_id": KNOWN_ID,
+                    "external_id": "acme-renamed",
+                    "name": "Acme",
+                    "email": None,
+                    "currency": "USD",
+                    "timezone": "UTC",
+                    "billing_address": None,
+                    "tax_ids": [],
+                    "invoice_grace_period_days": 0,
+                    "parent_id": None,
+                    "bill_to_parent": False,
+                    "metadata": {},
+                    "created_at": T0,
+                    "updated_at": T0,
+                    "changed_fields": ["external_id"],
+                }
+            ),
+            event_id=uuid7(),
+            source="customers",
+            subject=KNOWN_ID,
+            tenant_id=tenant,
+            time=T0,
+        )
+        async with context.unit_of_work() as conn:
+            await projections.customer_known(context, conn, renamed)
+            resolved = await repository.resolve_customers(conn, tenant, ["acme-renamed"])
+        assert resolved == {"acme-renamed": KNOWN_ID}
+        [row] = await context.pool.fetch(
+            "SELECT payload FROM outbox WHERE topic = $1", PARKED_EVENTS_RELEASED.name
+        )
+        released = PARKED_EVENTS_RELEASED.parse(bytes(row["payload"]))
+        assert [(e.id, e.customer) for e in released.data.events] == [("r1", KNOWN_ID)]

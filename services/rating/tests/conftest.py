@@ -177,3 +177,25 @@ async def client(rating_pool: Pool) -> AsyncIterator[httpx.AsyncClient]:
         transport=transport, base_url="http://rating", headers={TENANT_HEADER: TENANT}
     ) as http:
         yield http
+
+
+#: The charges of the tests' plan: api calls by graduated tiers with a 20 USD minimum,
+#: storage per GB rated per region, and payments at 2.9 % + 0.30 USD billed in advance.
+CALLS: dict[str, Any] = {
+    "key": "calls",
+    "meter_key": "api_calls",
+    "price": graduated(("0", "100", "0.10"), ("100", None, "0.05")),
+    "minimum": usd("20"),
+}
+STORAGE: dict[str, Any] = {
+    "key": "storage",
+    "meter_key": "storage_gb",
+    "price": per_unit("0.023"),
+    "group_by": ["region"],
+}
+PAYMENTS: dict[str, Any] = {
+    "key": "payments",
+    "meter_key": "revenue",
+    "price": {"model": "percentage", "rate": "2.9", "fixed_fee": usd("0.30")},
+    "billing": "in_advance",
+}

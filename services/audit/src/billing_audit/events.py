@@ -20,6 +20,7 @@ from billing_metering.events import (
     USAGE_RECORDED,
 )
 from billing_pricing.events import PRODUCES as PRICING_PRODUCES
+from billing_subscriptions.events import PRODUCES as SUBSCRIPTIONS_PRODUCES
 
 CONSUMES: tuple[Topic[Any], ...] = (
     *CUSTOMERS_PRODUCES,
@@ -27,6 +28,7 @@ CONSUMES: tuple[Topic[Any], ...] = (
     METER_UPDATED,
     METER_ARCHIVED,
     *PRICING_PRODUCES,
+    *SUBSCRIPTIONS_PRODUCES,
 )
 
 _USAGE_STREAM = (

@@ -12,7 +12,12 @@ from billing_common.http import json_response, parse_body, parse_query, tenant_o
 from billing_common.ids import CustomerId
 from billing_common.runtime import ServiceRuntime
 from billing_customers import service
-from billing_customers.schemas import CustomerCreate, CustomerListQuery
+from billing_customers.schemas import (
+    CustomerChildrenQuery,
+    CustomerCreate,
+    CustomerListQuery,
+    CustomerUpdate,
+)
 
 
 def routes(runtime: ServiceRuntime) -> Sequence[BaseRoute]:
@@ -32,6 +37,16 @@ def routes(runtime: ServiceRuntime) -> Sequence[BaseRoute]:
             customer = await service.get_customer(conn, tenant, customer_id)
         return json_response(customer)
 
+    async def update(request: Request) -> Response:
+        tenant = tenant_of(request)
+        customer_id = CustomerId.parse(request.path_params["customer_id"])
+        body = await parse_body(request, CustomerUpdate)
+        async with runtime.unit_of_work() as conn:
+            customer = await service.update_customer(
+                conn, runtime.outbox, tenant, customer_id, body, now=runtime.clock()
+            )
+        return json_response(customer)
+
     async def list_all(request: Request) -> Response:
         tenant = tenant_of(request)
         query = parse_query(request, CustomerListQuery)
@@ -39,8 +54,18 @@ def routes(runtime: ServiceRuntime) -> Sequence[BaseRoute]:
             page = await service.list_customers(conn, tenant, query)
         return json_response(page)
 
+    async def children(request: Request) -> Response:
+        tenant = tenant_of(request)
+        customer_id = CustomerId.parse(request.path_params["customer_id"])
+        query = parse_query(request, CustomerChildrenQuery)
+        async with runtime.pool.acquire() as conn:
+            page = await service.list_children(conn, tenant, customer_id, query)
+        return json_response(page)
+
     return [
         Route("/v1/customers", create, methods=["POST"]),
         Route("/v1/customers", list_all, methods=["GET"]),
         Route("/v1/customers/{customer_id}", retrieve, methods=["GET"]),
+        Route("/v1/customers/{customer_id}", update, methods=["PATCH"]),
+        Route("/v1/customers/{customer_id}/children", children, methods=["GET"]),
     ]

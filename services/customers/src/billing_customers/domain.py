@@ -109,7 +109,7 @@ _ZONES = frozenset(available_timezones()) | {"UTC"}
 
 #: The 249 officially assigned ISO 3166-1 alpha-2 codes (user-assigned codes such as XK
 #: are not in the standard and are refused).
-ISO_3166_ALPHA_2 = frozenset(
+_ISO_3166_CODES = (
     "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO "
     "BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ "
     "DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP "
@@ -118,8 +118,9 @@ ISO_3166_ALPHA_2 = frozenset(
     "MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE "
     "PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL "
     "SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM "
-    "US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW".split()
+    "US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW"
 )
+ISO_3166_ALPHA_2 = frozenset(_ISO_3166_CODES.split())
 
 
 def validate_country(code: str, *, field: str = "billing_address.country") -> str:
@@ -199,7 +200,9 @@ TAX_ID_TYPES: Mapping[str, TaxIdType] = {
         "Singaporean GST number", re.compile(r"[A-Z][0-9]{8}[A-Z]|[0-9]{9}[A-Z]"), "M12345678X"
     ),
     "us_ein": TaxIdType(
-        "United States Employer Identification Number", re.compile(r"[0-9]{2}-?[0-9]{7}"), "12-3456789"
+        "United States Employer Identification Number",
+        re.compile(r"[0-9]{2}-?[0-9]{7}"),
+        "12-3456789",
     ),
     "za_vat": TaxIdType("South African VAT number", re.compile(r"4[0-9]{9}"), "4123456789"),
 }
@@ -316,9 +319,7 @@ def check_hierarchy(
         raise ParentCurrencyMismatch(
             f"the customer is billed in {customer.currency} but {parent.id} in "
             f"{parent.currency}: a child shares its parent's currency",
-            errors=[
-                _error("parent_id", f"{parent.id} is billed in {parent.currency}", "currency")
-            ],
+            errors=[_error("parent_id", f"{parent.id} is billed in {parent.currency}", "currency")],
         )
 
 

@@ -49,9 +49,7 @@ class BillingAddress(BaseModel):
     line1: AddressLine
     line2: AddressLine | None = None
     city: AddressLine
-    state: AddressLine | None = Field(
-        default=None, description="State, province, county or region"
-    )
+    state: AddressLine | None = Field(default=None, description="State, province, county or region")
     postal_code: Annotated[str, Field(min_length=1, max_length=20)] | None = None
     country: str = Field(
         pattern=r"^[A-Za-z]{2}$", description="ISO 3166-1 alpha-2 code, e.g. 'FR', 'US'"

@@ -15,7 +15,14 @@ from typing import Literal
 from pydantic import BaseModel
 
 from billing_audit.schemas import AuditEventList, AuditEventQuery
-from billing_customers.schemas import Customer, CustomerCreate, CustomerList, CustomerListQuery
+from billing_customers.schemas import (
+    Customer,
+    CustomerChildrenQuery,
+    CustomerCreate,
+    CustomerList,
+    CustomerListQuery,
+    CustomerUpdate,
+)
 from billing_metering.schemas import (
     CustomerUsageQuery,
     Meter,
@@ -47,6 +54,17 @@ from billing_pricing.schemas import (
     ProductCreate,
     ProductList,
     ProductListQuery,
+)
+from billing_rating.schemas import RatingPreview, RatingPreviewRequest
+from billing_subscriptions.policy import SubscriptionPolicy
+from billing_subscriptions.schemas import (
+    Subscription,
+    SubscriptionCancel,
+    SubscriptionChangePlan,
+    SubscriptionCreate,
+    SubscriptionList,
+    SubscriptionListQuery,
+    SubscriptionPolicyResource,
 )
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -110,7 +128,8 @@ CUSTOMERS: tuple[RouteSpec, ...] = (
         "/v1/customers",
         service="customers",
         summary="List customers",
-        description="Oldest first; pass `next_cursor` as `starting_after` for the next page.",
+        description="Oldest first; filter by `external_id` or by `parent_id` (a customer's "
+        "children); pass `next_cursor` as `starting_after` for the next page.",
         request_model=None,
         query_model=CustomerListQuery,
         response_model=CustomerList,
@@ -123,6 +142,27 @@ CUSTOMERS: tuple[RouteSpec, ...] = (
         request_model=None,
         query_model=None,
         response_model=Customer,
+    ),
+    RouteSpec(
+        "PATCH",
+        "/v1/customers/{customer_id}",
+        service="customers",
+        summary="Update a customer",
+        description="Only the fields sent change; email, billing_address and parent_id accept "
+        "null to clear. currency never changes.",
+        request_model=CustomerUpdate,
+        query_model=None,
+        response_model=Customer,
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/customers/{customer_id}/children",
+        service="customers",
+        summary="List a customer's children",
+        description="Oldest first; 404 if the customer does not exist.",
+        request_model=None,
+        query_model=CustomerChildrenQuery,
+        response_model=CustomerList,
     ),
 )
 
@@ -363,6 +403,123 @@ PRICING: tuple[RouteSpec, ...] = (
     ),
 )
 
+RATING: tuple[RouteSpec, ...] = (
+    RouteSpec(
+        "POST",
+        "/v1/rating/preview",
+        service="rating",
+        summary="Preview the rating of usage against a plan",
+        description="Rates the usage you describe against a published plan version (the latest "
+        "when `version` is omitted), with the customer's price overrides when `customer_id` is "
+        "given, as the billing cycle would: a line per charge and group, plus a charge's minimum "
+        "true-up, with exact amounts not yet rounded to the minor unit. The base fee and the "
+        "plan's minimum commitment are not included.",
+        request_model=RatingPreviewRequest,
+        query_model=None,
+        response_model=RatingPreview,
+        idempotent=True,
+    ),
+)
+
+SUBSCRIPTIONS: tuple[RouteSpec, ...] = (
+    RouteSpec(
+        "POST",
+        "/v1/subscriptions",
+        service="subscriptions",
+        summary="Create a subscription",
+        description="Trialing, or active with its first period charged; plan_version defaults "
+        "to the latest.",
+        request_model=SubscriptionCreate,
+        query_model=None,
+        response_model=Subscription,
+        success_status=201,
+        idempotent=True,
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/subscriptions",
+        service="subscriptions",
+        summary="List subscriptions",
+        description=_PAGES,
+        request_model=None,
+        query_model=SubscriptionListQuery,
+        response_model=SubscriptionList,
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/subscriptions/{subscription_id}",
+        service="subscriptions",
+        summary="Retrieve a subscription",
+        request_model=None,
+        query_model=None,
+        response_model=Subscription,
+    ),
+    RouteSpec(
+        "POST",
+        "/v1/subscriptions/{subscription_id}/cancel",
+        service="subscriptions",
+        summary="Cancel a subscription",
+        description="`at`: now (credits the unused rest, per policy) or period_end.",
+        request_model=SubscriptionCancel,
+        query_model=None,
+        response_model=Subscription,
+        idempotent=True,
+    ),
+    RouteSpec(
+        "POST",
+        "/v1/subscriptions/{subscription_id}/pause",
+        service="subscriptions",
+        summary="Pause a subscription",
+        description="Credits the unused rest of the current period.",
+        request_model=None,
+        query_model=None,
+        response_model=Subscription,
+        idempotent=True,
+    ),
+    RouteSpec(
+        "POST",
+        "/v1/subscriptions/{subscription_id}/resume",
+        service="subscriptions",
+        summary="Resume a paused subscription",
+        description="Charges the rest of the current period.",
+        request_model=None,
+        query_model=None,
+        response_model=Subscription,
+        idempotent=True,
+    ),
+    RouteSpec(
+        "POST",
+        "/v1/subscriptions/{subscription_id}/change_plan",
+        service="subscriptions",
+        summary="Change a subscription's plan",
+        description="Upgrades apply now (prorated); downgrades as the policy says, unless "
+        "`when` is given.",
+        request_model=SubscriptionChangePlan,
+        query_model=None,
+        response_model=Subscription,
+        idempotent=True,
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/subscription_policy",
+        service="subscriptions",
+        summary="Retrieve the subscription policy",
+        request_model=None,
+        query_model=None,
+        response_model=SubscriptionPolicyResource,
+    ),
+    RouteSpec(
+        "PUT",
+        "/v1/subscription_policy",
+        service="subscriptions",
+        summary="Replace the subscription policy",
+        description="Fields left out take their defaults.",
+        request_model=SubscriptionPolicy,
+        query_model=None,
+        response_model=SubscriptionPolicyResource,
+    ),
+)
+
 AUDIT: tuple[RouteSpec, ...] = (
     RouteSpec(
         "GET",
@@ -376,4 +533,11 @@ AUDIT: tuple[RouteSpec, ...] = (
     ),
 )
 
-ROUTES: tuple[RouteSpec, ...] = (*CUSTOMERS, *METERING, *PRICING, *AUDIT)
+ROUTES: tuple[RouteSpec, ...] = (
+    *CUSTOMERS,
+    *METERING,
+    *PRICING,
+    *RATING,
+    *SUBSCRIPTIONS,
+    *AUDIT,
+)

@@ -19,7 +19,12 @@ from starlette.routing import BaseRoute
 from billing_common.errors import ServiceUnavailable
 from billing_common.events import CloudEvent
 from billing_common.runtime import ServiceDefinition, ServiceRuntime
-from billing_customers.events import CUSTOMER_CREATED, CustomerCreated
+from billing_customers.events import (
+    CUSTOMER_CREATED,
+    CUSTOMER_UPDATED,
+    CustomerCreated,
+    CustomerUpdated,
+)
 from billing_metering import api, projections
 from billing_metering.accumulators import UsageAccumulators
 from billing_metering.events import PLAN_PUBLISHED_METERS, PRODUCES
@@ -62,9 +67,13 @@ async def setup(runtime: ServiceRuntime) -> None:
     _backends.accumulators = UsageAccumulators(redis, consumer=group)
 
     async def on_customer_created(conn: Any, event: CloudEvent[CustomerCreated]) -> None:
-        await projections.customer_created(runtime, conn, event)
+        await projections.customer_known(runtime, conn, event)
+
+    async def on_customer_updated(conn: Any, event: CloudEvent[CustomerUpdated]) -> None:
+        await projections.customer_known(runtime, conn, event)
 
     runtime.consumer.handle(CUSTOMER_CREATED, on_customer_created)
+    runtime.consumer.handle(CUSTOMER_UPDATED, on_customer_updated)
     runtime.consumer.handle(PLAN_PUBLISHED_METERS, projections.plan_published)
     consumer = UsageConsumer(runtime, _backends.store, _backends.accumulators, group=group)
     runtime.add_batch_consumer("usage", USAGE_TOPICS, consumer.handle)

@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, ConfigDict, Field
 
 from billing_common.events import EventData, Topic
 from billing_common.usage_events import USAGE_EVENTS_RECEIVED, UsageEventsReceived
-from billing_customers.events import CUSTOMER_CREATED
+from billing_customers.events import CUSTOMER_CREATED, CUSTOMER_UPDATED
 from billing_metering.meters import MeterDefinition
 
 
@@ -115,6 +115,7 @@ PLAN_PUBLISHED_METERS = Topic(
 
 CONSUMES: tuple[Topic[Any], ...] = (
     CUSTOMER_CREATED,
+    CUSTOMER_UPDATED,
     PLAN_PUBLISHED_METERS,
     USAGE_EVENTS_RECEIVED,
     PARKED_EVENTS_RELEASED,

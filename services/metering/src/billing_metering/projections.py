@@ -15,17 +15,20 @@ from billing_common.ids import uuid7
 from billing_common.outbox import OutboxWriter
 from billing_common.runtime import ServiceContext
 from billing_common.usage_events import MAX_EVENTS_PER_MESSAGE, UsageEvent, encode_usage_events
-from billing_customers.events import CustomerCreated
+from billing_customers.events import CustomerCreated, CustomerUpdated
 from billing_metering import repository
 from billing_metering.events import PARKED_EVENTS_RELEASED, PlanMeters
 
 logger = logging.getLogger(__name__)
 
 
-async def customer_created(
-    runtime: ServiceContext, conn: Connection, event: CloudEvent[CustomerCreated]
+async def customer_known(
+    runtime: ServiceContext,
+    conn: Connection,
+    event: CloudEvent[CustomerCreated] | CloudEvent[CustomerUpdated],
 ) -> None:
-    """Learn the customer, then release the events that waited for it (by either name)."""
+    """Learn the customer (or its new external id), then release the events that waited for
+    it by either name."""
     data = event.data
     await repository.upsert_customer(conn, event.tenantid, data.customer_id, data.external_id)
     for reference in {data.customer_id, data.external_id}:

@@ -59,8 +59,10 @@ Exactness under duplicates, which never waits for a merge:
 from __future__ import annotations
 
 import re
+import threading
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -317,17 +319,22 @@ class UsageStore:
     `connect` or `embedded` to make one.
     """
 
-    def __init__(self, client: Any, database: str = "metering") -> None:
-        if not _DATABASE.match(database):
+    def __init__(self, client: Any, database: str = "metering", *, serialize: bool = False) -> None:
+        if not _DATABASE.fullmatch(database):
             raise ValueError(f"{database!r} is not a plain ClickHouse database name")
         self._client = client
         self.database = database
+        # chdb runs in this process behind one session: calls from several threads (the
+        # consumer's inserts, the API's queries) take turns. A server takes them at once.
+        self._guard: AbstractContextManager[Any] = threading.Lock() if serialize else nullcontext()
 
     @classmethod
     def connect(cls, url: str, database: str = "metering") -> UsageStore:
         """A store on the ClickHouse at `url`: `http(s)://user:password@host:8123` for a
         server, `chdb:///absolute/path` for chdb in this process."""
-        return cls(clickhouse_connect.get_client(dsn=url), database)
+        return cls(
+            clickhouse_connect.get_client(dsn=url), database, serialize=url.startswith("chdb:")
+        )
 
     @classmethod
     def embedded(cls, path: Path | str, database: str = "metering") -> UsageStore:
@@ -352,7 +359,8 @@ class UsageStore:
     def migrate(self) -> None:
         """Create the database, tables and view when absent (every statement is idempotent)."""
         for statement in SCHEMA:
-            self._client.command(self._sql(statement))
+            with self._guard:
+                self._client.command(self._sql(statement))
 
     # -- ingestion ------------------------------------------------------------------------
 
@@ -418,13 +426,14 @@ class UsageStore:
             else:
                 duplicates.append(key)
         if rows:
-            self._client.insert(
-                "usage_events",
-                rows,
-                column_names=list(_EVENT_COLUMNS),
-                database=self.database,
-                settings=_INSERT_SETTINGS,
-            )
+            with self._guard:
+                self._client.insert(
+                    "usage_events",
+                    rows,
+                    column_names=list(_EVENT_COLUMNS),
+                    database=self.database,
+                    settings=_INSERT_SETTINGS,
+                )
         return IngestOutcome(tuple(accepted), tuple(duplicates), len(rows))
 
     def _known_sources(
@@ -606,7 +615,8 @@ class UsageStore:
         return template.replace("$db", self.database)
 
     def _rows(self, template: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        result = self._client.query(self._sql(template), parameters=dict(params))
+        with self._guard:
+            result = self._client.query(self._sql(template), parameters=dict(params))
         return [tuple(row) for row in result.result_rows]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from billing_common.db import Connection
 from billing_common.errors import NotFound
@@ -102,7 +103,7 @@ async def rating_plan(
     where there is one for that charge on the same meter (a later version may have moved
     the charge to another meter: a price set for the old one does not carry over)."""
     plan = await plan_version(conn, tenant_id, plan_id, version)
-    prices = {}
+    prices: dict[str, Any] = {}
     if customer_id is not None:
         stored = await repository.overrides_of(conn, tenant_id, plan.plan_id, customer_id)
         for spec in plan.charges:

@@ -33,7 +33,9 @@ CREATE TABLE customers (
     PRIMARY KEY (tenant_id, customer_id)
 );
 
-CREATE UNIQUE INDEX customers_by_external_id ON customers (tenant_id, external_id);
+-- Not unique: an external id that moves from one customer to another may be seen on the
+-- new one before it is gone from the old (their events travel on different partitions).
+CREATE INDEX customers_by_external_id ON customers (tenant_id, external_id);
 
 -- Valid events whose customer is not known yet: kept, never dropped, and released
 -- into the usage stream when the customer appears.
