@@ -57,10 +57,11 @@ def test_a_plan_charges_on_a_meter_which_then_cannot_be_deleted(api: Api) -> Non
     assert (published["version"], published["meter_keys"]) == (1, [meter])
 
     # Metering knows the plan once pricing's plan_published reached it.
-    def refused() -> None:
-        assert_problem(api.client.delete(f"/v1/meters/{meter}"), 409, "meter_in_use")
+    def in_use() -> None:
+        assert api.client.get(f"/v1/meters/{meter}").json()["plans"] == [published["id"]]
 
-    eventually(refused)
+    eventually(in_use)
+    assert_problem(api.client.delete(f"/v1/meters/{meter}"), 409, "meter_in_use")
     assert api.client.get(f"/v1/meters/{meter}").json()["archived"] is False
 
 

@@ -62,8 +62,18 @@ def poison(marker: str) -> dict[str, tuple[bytes, str]]:
     }
 
 
+def audit_dead_letters(kafka: str, payloads: set[bytes]) -> list[Record]:
+    """The audit consumer's dead letters of `payloads` (every consumer of customer_created
+    dead-letters poison into the same topic, each naming its group)."""
+    return [
+        r
+        for r in read_topic(kafka, CUSTOMER_CREATED_DLQ)
+        if r.value in payloads and r.headers["x-consumer-group"] == AUDIT_GROUP.encode()
+    ]
+
+
 def dead_letters_of(kafka: str, payloads: set[bytes]) -> dict[bytes, Record]:
-    return {r.value: r for r in read_topic(kafka, CUSTOMER_CREATED_DLQ) if r.value in payloads}
+    return {r.value: r for r in audit_dead_letters(kafka, payloads)}
 
 
 def audit_metrics(running: RunningPlatform) -> str:
@@ -108,9 +118,7 @@ def test_poison_is_dead_lettered_with_provenance_and_consumption_goes_on(
         reason = headers["x-dead-letter-reason"].decode()
         assert why.lower() in reason.lower(), (kind, reason)
     # Each poison message was dead-lettered once, not once per redelivery.
-    assert len([r for r in read_topic(kafka, CUSTOMER_CREATED_DLQ) if r.value in payloads]) == len(
-        cases
-    )
+    assert len(audit_dead_letters(kafka, payloads)) == len(cases)
     after = metric_value(audit_metrics(running), "billing_events_consumed_total", DEAD_LETTERED)
     assert after - before == len(cases)
 

@@ -154,6 +154,10 @@ class TestArchiveMeter:
             await repository.add_plan_references(conn, TENANT, "plan_1", [])
             await repository.add_plan_references(conn, TENANT, "plan_2", ["api_calls"])
             assert await repository.plans_using(conn, TENANT, "api_calls") == ["plan_1", "plan_2"]
+            meter = await service.get_meter(conn, TENANT, "api_calls")
+            listed = await service.list_meters(conn, TENANT, include_archived=False)
+        assert meter.plans == ["plan_1", "plan_2"]
+        assert listed.data[0].plans == ["plan_1", "plan_2"]
 
 
 class TestMeterCache:

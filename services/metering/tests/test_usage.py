@@ -12,6 +12,8 @@ import pytest
 from redis.asyncio import Redis
 
 from billing_common.consumer import ConsumedEvent
+from billing_common.currency import Currency
+from billing_common.cycle import PERIOD_CLOSING, PeriodClosing, saga_id
 from billing_common.events import CloudEvent, Topic, new_event
 from billing_common.ids import CustomerId, uuid7
 from billing_common.runtime import ServiceContext
@@ -27,9 +29,13 @@ from billing_customers.events import (
     CustomerCreated,
     CustomerUpdated,
 )
-from billing_metering import projections, repository
+from billing_metering import cycle, projections, repository
 from billing_metering.accumulators import UsageAccumulators
-from billing_metering.events import PARKED_EVENTS_RELEASED, USAGE_RECORDED
+from billing_metering.events import (
+    PARKED_EVENTS_RELEASED,
+    PERIOD_USAGE_COMPUTED,
+    USAGE_RECORDED,
+)
 from billing_metering.meters import MeterDefinition
 from billing_metering.store import UsageStore
 from billing_metering.usage import UsageConsumer
@@ -345,3 +351,54 @@ class TestUnknownCustomers:
         )
         released = PARKED_EVENTS_RELEASED.parse(bytes(row["payload"]))
         assert [(e.id, e.customer) for e in released.data.events] == [("r1", KNOWN_ID)]
+
+
+class TestPeriodClosing:
+    async def test_the_closing_period_usage_is_published_per_meter_and_group(
+        self, consumer: UsageConsumer, context: ServiceContext, tenant: str
+    ) -> None:
+        feed = Feed(tenant)
+        await consumer.handle(
+            [
+                feed.message(
+                    [
+                        event("p1", "acme"),
+                        event("p2", "acme", 1, region="us"),
+                        event("p3", "acme", 2, bytes="0.25"),
+                        event("late", "acme", 60 * 24 * 40),  # after the period
+                    ]
+                )
+            ]
+        )
+        closing = new_event(
+            PERIOD_CLOSING,
+            PeriodClosing(
+                saga_id=saga_id("sub_x", MARCH[0]),
+                subscription_id="sub_x",
+                customer_id=KNOWN_ID,
+                plan_id="plan_x",
+                plan_version=3,
+                period_start=MARCH[0],
+                period_end=MARCH[1],
+                subscription_revision=2,
+                currency=Currency.of("USD"),
+                closed_at=MARCH[1],
+            ),
+            event_id=uuid7(),
+            source="engine",
+            subject=KNOWN_ID,
+            tenant_id=tenant,
+            time=MARCH[1],
+        )
+        async with context.unit_of_work() as conn:
+            await cycle.period_closing(context, consumer.store, conn, closing)
+        [row] = await context.pool.fetch(
+            "SELECT payload FROM outbox WHERE topic = $1", PERIOD_USAGE_COMPUTED.name
+        )
+        computed = PERIOD_USAGE_COMPUTED.parse(bytes(row["payload"])).data
+        assert (computed.saga_id, computed.plan_version) == (closing.data.saga_id, 3)
+        assert [(u.meter_key, u.group, u.quantity) for u in computed.usage] == [
+            ("bytes", {}, Decimal("3.25")),
+            ("calls", {"region": "eu"}, Decimal(2)),
+            ("calls", {"region": "us"}, Decimal(1)),
+        ]

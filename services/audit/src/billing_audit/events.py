@@ -12,14 +12,18 @@ from typing import Any
 from billing_common.events import Topic
 from billing_common.usage_events import USAGE_EVENTS_RECEIVED
 from billing_customers.events import PRODUCES as CUSTOMERS_PRODUCES
+from billing_engine.events import PRODUCES as ENGINE_PRODUCES
+from billing_invoicing.events import PRODUCES as INVOICING_PRODUCES
 from billing_metering.events import (
     METER_ARCHIVED,
     METER_CREATED,
     METER_UPDATED,
     PARKED_EVENTS_RELEASED,
+    PERIOD_USAGE_COMPUTED,
     USAGE_RECORDED,
 )
 from billing_pricing.events import PRODUCES as PRICING_PRODUCES
+from billing_rating.events import PRODUCES as RATING_PRODUCES
 from billing_subscriptions.events import PRODUCES as SUBSCRIPTIONS_PRODUCES
 
 CONSUMES: tuple[Topic[Any], ...] = (
@@ -29,6 +33,10 @@ CONSUMES: tuple[Topic[Any], ...] = (
     METER_ARCHIVED,
     *PRICING_PRODUCES,
     *SUBSCRIPTIONS_PRODUCES,
+    *ENGINE_PRODUCES,
+    PERIOD_USAGE_COMPUTED,
+    *RATING_PRODUCES,
+    *INVOICING_PRODUCES,
 )
 
 _USAGE_STREAM = (

@@ -1,6 +1,4 @@
-"""bill.sh engine service: the billing clock: finds due periods and drives the cycle-close saga by
-events.
-
-Not built yet: the process starts, connects, migrates its schema (the
-outbox and inbox) and answers /health, and does nothing else.
+"""bill.sh engine service: the billing clock. It finds the periods that ended on each
+customer's clock (the real one, or a test clock) and starts their close saga by events,
+retries what does not finish, and serves test clocks (Stripe-like) and billing runs.
 """

@@ -1,11 +1,64 @@
-"""Wiring of the invoicing service."""
+"""Wiring of the invoicing service: its API, its projections, the period's invoice (the
+saga step after rating) and the loop that finalizes drafts whose grace period ended."""
 
-from billing_common.runtime import ServiceDefinition
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from billing_common.cycle import PERIOD_CLOSING
+from billing_common.errors import ServiceUnavailable
+from billing_common.runtime import ServiceDefinition, ServiceRuntime
+from billing_customers.events import CUSTOMER_CREATED, CUSTOMER_UPDATED
+from billing_invoicing import api, projections, service
 from billing_invoicing.events import PRODUCES
+from billing_rating.events import PERIOD_RATED
+from billing_subscriptions.events import (
+    BILLING_EFFECTS_RECORDED,
+    SUBSCRIPTION_CREATED,
+    SUBSCRIPTION_UPDATED,
+)
+
+logger = logging.getLogger(__name__)
+
+#: How often drafts whose grace period ended are looked for, in seconds.
+FINALIZE_INTERVAL_SECONDS = 30.0
+
+
+async def finalize_drafts_periodically(
+    runtime: ServiceRuntime, interval: float = FINALIZE_INTERVAL_SECONDS
+) -> None:
+    """Finalize the drafts whose grace period ended, on the runtime's clock."""
+    while True:
+        try:
+            count = await service.finalize_due(runtime, now=runtime.clock())
+            if count:
+                logger.info("finalized %d drafts whose grace period ended", count)
+        except ServiceUnavailable:
+            pass  # still starting
+        except Exception:
+            logger.warning("finalizing due drafts failed", exc_info=True)
+        await asyncio.sleep(interval)
+
+
+async def setup(runtime: ServiceRuntime) -> None:
+    """Project every topic of `events.CONSUMES`; bill rated periods; start the grace loop."""
+    invoicing = service.Invoicing(runtime.outbox, runtime.clock)
+    consumer = runtime.consumer
+    consumer.handle(CUSTOMER_CREATED, projections.customer_created)
+    consumer.handle(CUSTOMER_UPDATED, projections.customer_updated)
+    consumer.handle(SUBSCRIPTION_CREATED, projections.subscription_created)
+    consumer.handle(SUBSCRIPTION_UPDATED, projections.subscription_updated)
+    consumer.handle(BILLING_EFFECTS_RECORDED, projections.billing_effects_recorded)
+    consumer.handle(PERIOD_CLOSING, projections.period_closing)
+    consumer.handle(PERIOD_RATED, invoicing.period_rated)
+    runtime.spawn(finalize_drafts_periodically(runtime), name="finalize-drafts")
+
 
 definition = ServiceDefinition(
     name="invoicing",
     package="billing_invoicing",
     produces=PRODUCES,
-    has_migrations=False,
+    routes=api.routes,
+    setup=setup,
 )

@@ -10,6 +10,7 @@ ledger answers `exists` (see `chain_outcome`).
 |--------------------|--------------------------------|-------------------------------------|
 | invoice finalized  | receivable                     | revenue or deferred, tax payable    |
 | credit note issued | revenue or deferred, tax payable | receivable, customer credit or cash |
+| invoice voided     | revenue or deferred, tax payable | receivable                        |
 | payment succeeded  | cash                           | receivable                          |
 | credit applied     | customer credit                | receivable                          |
 | revenue recognized | deferred revenue               | revenue                             |
@@ -55,6 +56,7 @@ __all__ = [
     "CreditNoteSettlement",
     "InvoiceFinalized",
     "InvoiceLine",
+    "InvoiceVoided",
     "LedgerTotals",
     "PaymentSucceeded",
     "RevenueRecognized",
@@ -65,6 +67,7 @@ __all__ = [
     "credit_applied_postings",
     "credit_note_postings",
     "invoice_finalized_postings",
+    "invoice_voided_postings",
     "payment_postings",
     "postings_for",
     "revenue_recognized_postings",
@@ -81,6 +84,9 @@ class TransferCode(IntEnum):
     INVOICE_REVENUE = 10
     INVOICE_DEFERRED_REVENUE = 11
     INVOICE_TAX = 12
+    INVOICE_VOIDED_REVENUE = 13
+    INVOICE_VOIDED_DEFERRED_REVENUE = 14
+    INVOICE_VOIDED_TAX = 15
     CREDIT_NOTE_REVENUE = 20
     CREDIT_NOTE_DEFERRED_REVENUE = 21
     CREDIT_NOTE_TAX = 22
@@ -171,6 +177,30 @@ class CreditNoteIssued:
 
 
 @dataclass(frozen=True, slots=True)
+class InvoiceVoided:
+    """An invoice was voided: what it still owes is reversed to the receivable.
+
+    `lines` and `taxes` are what remains of the invoice's own: each line (and tax)
+    less what credit notes already took back, so nothing is reversed twice.
+    """
+
+    tenant: TenantId
+    customer: CustomerId
+    invoice_id: InvoiceId
+    currency: Currency
+    lines: Sequence[InvoiceLine]
+    taxes: Sequence[Money] = ()
+
+    def __post_init__(self) -> None:
+        _check_currency(self.currency, [line.amount for line in self.lines])
+        _check_currency(self.currency, self.taxes)
+
+    @property
+    def total(self) -> Money:
+        return _total(self.currency, self.lines, self.taxes)
+
+
+@dataclass(frozen=True, slots=True)
 class PaymentSucceeded:
     """A payment was captured: cash in, the customer owes less."""
 
@@ -214,7 +244,12 @@ class RevenueRecognized:
 
 
 BusinessFact = (
-    InvoiceFinalized | CreditNoteIssued | PaymentSucceeded | CreditApplied | RevenueRecognized
+    InvoiceFinalized
+    | CreditNoteIssued
+    | InvoiceVoided
+    | PaymentSucceeded
+    | CreditApplied
+    | RevenueRecognized
 )
 
 
@@ -272,24 +307,28 @@ def _line_legs(
     counterpart: int,
     *,
     reverse: bool,
+    codes: tuple[TransferCode, TransferCode, TransferCode] | None = None,
 ) -> list[_Leg]:
     """Each line against (deferred) revenue and each tax against tax payable.
 
     Invoices debit `counterpart` (receivable); credit notes (`reverse`) credit it.
+    `codes` are the transfer codes of revenue, deferred revenue and tax (by default
+    the invoice's, or the credit note's when `reverse`).
     """
-    codes = (
-        (
-            TransferCode.CREDIT_NOTE_REVENUE,
-            TransferCode.CREDIT_NOTE_DEFERRED_REVENUE,
-            TransferCode.CREDIT_NOTE_TAX,
+    if codes is None:
+        codes = (
+            (
+                TransferCode.CREDIT_NOTE_REVENUE,
+                TransferCode.CREDIT_NOTE_DEFERRED_REVENUE,
+                TransferCode.CREDIT_NOTE_TAX,
+            )
+            if reverse
+            else (
+                TransferCode.INVOICE_REVENUE,
+                TransferCode.INVOICE_DEFERRED_REVENUE,
+                TransferCode.INVOICE_TAX,
+            )
         )
-        if reverse
-        else (
-            TransferCode.INVOICE_REVENUE,
-            TransferCode.INVOICE_DEFERRED_REVENUE,
-            TransferCode.INVOICE_TAX,
-        )
-    )
     legs = []
     for index, line in enumerate(lines):
         deferred = line.treatment is RevenueTreatment.DEFERRED
@@ -347,6 +386,19 @@ def credit_note_postings(fact: CreditNoteIssued) -> list[Transfer]:
     return _chain("credit_note_issued", fact.credit_note_id, chart.ledger, legs)
 
 
+def invoice_voided_postings(fact: InvoiceVoided) -> list[Transfer]:
+    """Debit revenue (or deferred revenue) and tax payable; credit the customer's receivable."""
+    chart = ChartOfAccounts(fact.tenant, fact.currency)
+    receivable = chart.account_id(AccountKind.ACCOUNTS_RECEIVABLE, fact.customer)
+    codes = (
+        TransferCode.INVOICE_VOIDED_REVENUE,
+        TransferCode.INVOICE_VOIDED_DEFERRED_REVENUE,
+        TransferCode.INVOICE_VOIDED_TAX,
+    )
+    legs = _line_legs(chart, fact.lines, fact.taxes, receivable, reverse=True, codes=codes)
+    return _chain("invoice_voided", fact.invoice_id, chart.ledger, legs)
+
+
 def payment_postings(fact: PaymentSucceeded) -> list[Transfer]:
     """Debit cash; credit the customer's receivable."""
     chart = ChartOfAccounts(fact.tenant, fact.amount.currency)
@@ -392,6 +444,8 @@ def postings_for(fact: BusinessFact) -> list[Transfer]:
         return invoice_finalized_postings(fact)
     if isinstance(fact, CreditNoteIssued):
         return credit_note_postings(fact)
+    if isinstance(fact, InvoiceVoided):
+        return invoice_voided_postings(fact)
     if isinstance(fact, PaymentSucceeded):
         return payment_postings(fact)
     if isinstance(fact, CreditApplied):

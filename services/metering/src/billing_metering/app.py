@@ -16,6 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 from starlette.routing import BaseRoute
 
+from billing_common.cycle import PERIOD_CLOSING, PeriodClosing
 from billing_common.errors import ServiceUnavailable
 from billing_common.events import CloudEvent
 from billing_common.runtime import ServiceDefinition, ServiceRuntime
@@ -25,7 +26,7 @@ from billing_customers.events import (
     CustomerCreated,
     CustomerUpdated,
 )
-from billing_metering import api, projections
+from billing_metering import api, cycle, projections
 from billing_metering.accumulators import UsageAccumulators
 from billing_metering.events import PLAN_PUBLISHED_METERS, PRODUCES
 from billing_metering.store import UsageStore
@@ -75,6 +76,12 @@ async def setup(runtime: ServiceRuntime) -> None:
     runtime.consumer.handle(CUSTOMER_CREATED, on_customer_created)
     runtime.consumer.handle(CUSTOMER_UPDATED, on_customer_updated)
     runtime.consumer.handle(PLAN_PUBLISHED_METERS, projections.plan_published)
+    store = _backends.store
+
+    async def on_period_closing(conn: Any, event: CloudEvent[PeriodClosing]) -> None:
+        await cycle.period_closing(runtime, store, conn, event)
+
+    runtime.consumer.handle(PERIOD_CLOSING, on_period_closing)
     consumer = UsageConsumer(runtime, _backends.store, _backends.accumulators, group=group)
     runtime.add_batch_consumer("usage", USAGE_TOPICS, consumer.handle)
     runtime.spawn(

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
+from billing_common.cycle import PERIOD_CLOSING, CyclePeriod
 from billing_common.events import EventData, Topic
 from billing_common.usage_events import USAGE_EVENTS_RECEIVED, UsageEventsReceived
 from billing_customers.events import CUSTOMER_CREATED, CUSTOMER_UPDATED
@@ -86,12 +87,26 @@ PARKED_EVENTS_RELEASED = Topic(
     "by the customer id, read by metering's usage consumer like the gateway's.",
 )
 
-PRODUCES: tuple[Topic[Any], ...] = (
-    METER_CREATED,
-    METER_UPDATED,
-    METER_ARCHIVED,
-    USAGE_RECORDED,
-    PARKED_EVENTS_RELEASED,
+
+class PeriodUsage(EventData):
+    meter_key: str
+    group: dict[str, str] = Field(description="the meter's group_by dimensions and values")
+    quantity: Decimal
+
+
+class PeriodUsageComputed(CyclePeriod):
+    """A closing period's usage: each meter's value for the customer over the period, per
+    group, read exactly from the deduplicated events."""
+
+    usage: list[PeriodUsage]
+    computed_at: AwareDatetime
+
+
+PERIOD_USAGE_COMPUTED = Topic(
+    "metering",
+    "period_usage_computed",
+    PeriodUsageComputed,
+    "The usage of a closing period, per meter and group: rating rates it.",
 )
 
 
@@ -114,9 +129,20 @@ PLAN_PUBLISHED_METERS = Topic(
 )
 
 CONSUMES: tuple[Topic[Any], ...] = (
+    PERIOD_CLOSING,
     CUSTOMER_CREATED,
     CUSTOMER_UPDATED,
     PLAN_PUBLISHED_METERS,
     USAGE_EVENTS_RECEIVED,
     PARKED_EVENTS_RELEASED,
+)
+
+
+PRODUCES: tuple[Topic[Any], ...] = (
+    METER_CREATED,
+    METER_UPDATED,
+    METER_ARCHIVED,
+    USAGE_RECORDED,
+    PARKED_EVENTS_RELEASED,
+    PERIOD_USAGE_COMPUTED,
 )

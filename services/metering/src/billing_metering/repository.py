@@ -137,6 +137,18 @@ async def plans_using(conn: Connection, tenant_id: str, meter_key: str) -> list[
     return [row["plan_id"] for row in rows]
 
 
+async def plans_by_meter(conn: Connection, tenant_id: str) -> dict[str, list[str]]:
+    rows = await conn.fetch(
+        "SELECT meter_key, plan_id FROM meter_references WHERE tenant_id = $1 "
+        "ORDER BY meter_key, plan_id",
+        tenant_id,
+    )
+    plans: dict[str, list[str]] = {}
+    for row in rows:
+        plans.setdefault(row["meter_key"], []).append(row["plan_id"])
+    return plans
+
+
 # -- customers ------------------------------------------------------------------------------
 
 

@@ -94,6 +94,11 @@ class Meter(BaseModel):
     carry_over: bool
     version: int
     archived: bool
+    plans: list[str] = Field(
+        default_factory=list,
+        description="the plans with a published version that charges on this meter: while "
+        "there is one, the meter cannot be deleted",
+    )
     created_at: AwareDatetime
     updated_at: AwareDatetime
 
@@ -106,11 +111,13 @@ class Meter(BaseModel):
         archived: bool,
         created_at: datetime,
         updated_at: datetime,
+        plans: list[str] | None = None,
     ) -> Meter:
         return cls(
             **definition.model_dump(),
             version=version,
             archived=archived,
+            plans=plans or [],
             created_at=created_at,
             updated_at=updated_at,
         )

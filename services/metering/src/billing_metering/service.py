@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from billing_common.db import Connection
@@ -12,7 +11,13 @@ from billing_common.errors import Conflict, NotFound, ValidationFailed
 from billing_common.outbox import OutboxWriter
 from billing_metering import repository
 from billing_metering.accumulators import UsageAccumulators, period_end, period_start, supports
-from billing_metering.events import METER_ARCHIVED, METER_CREATED, METER_UPDATED, MeterChanged
+from billing_metering.events import (
+    METER_ARCHIVED,
+    METER_CREATED,
+    METER_UPDATED,
+    MeterChanged,
+    PeriodUsage,
+)
 from billing_metering.meters import MeterDefinition
 from billing_metering.schemas import (
     Meter,
@@ -56,13 +61,14 @@ class AccumulatorNotApplicable(ValidationFailed):
     title = "The accumulators cannot answer this query"
 
 
-def _public(stored: repository.StoredMeter) -> Meter:
+def _public(stored: repository.StoredMeter, plans: list[str] | None = None) -> Meter:
     return Meter.of(
         stored.definition,
         version=stored.version,
         archived=stored.archived_at is not None,
         created_at=stored.created_at,
         updated_at=stored.updated_at,
+        plans=plans,
     )
 
 
@@ -106,12 +112,13 @@ async def get_meter(conn: Connection, tenant_id: str, key: str) -> Meter:
     stored = await repository.get_meter(conn, tenant_id, key)
     if stored is None:
         raise MeterNotFound(f"no meter {key!r}", key=key)
-    return _public(stored)
+    return _public(stored, await repository.plans_using(conn, tenant_id, key))
 
 
 async def list_meters(conn: Connection, tenant_id: str, *, include_archived: bool) -> MeterList:
     stored = await repository.list_meters(conn, tenant_id, include_archived=include_archived)
-    return MeterList(data=[_public(meter) for meter in stored])
+    plans = await repository.plans_by_meter(conn, tenant_id)
+    return MeterList(data=[_public(meter, plans.get(meter.definition.key, [])) for meter in stored])
 
 
 async def update_meter(
@@ -274,17 +281,21 @@ async def period_usage(
     customer_id: str,
     start: datetime,
     end: datetime,
-    meter_keys: Collection[str] | None = None,
-) -> Mapping[tuple[str, tuple[str, ...]], object]:
+) -> list[PeriodUsage]:
     """The quantities rating prices: each meter's value for the customer over the billing
-    period `[start, end)`, per (meter key, group), read exactly from the deduplicated events.
-    Archived meters count too (a period may have used one before it was archived)."""
+    period `[start, end)`, per group, read exactly from the deduplicated events (the
+    contract of the billing cycle). Archived meters count too: the period may have used
+    one before it was archived."""
     stored = await repository.list_meters(conn, tenant_id, include_archived=True)
-    meters = [
-        meter.definition
-        for meter in stored
-        if meter_keys is None or meter.definition.key in meter_keys
-    ]
-    return await asyncio.to_thread(
-        store.period_aggregates, tenant_id, customer_id, meters, start, end
+    meters = {meter.definition.key: meter.definition for meter in stored}
+    aggregates = await asyncio.to_thread(
+        store.period_aggregates, tenant_id, customer_id, list(meters.values()), start, end
     )
+    return [
+        PeriodUsage(
+            meter_key=key,
+            group=dict(zip(meters[key].group_by, group, strict=True)),
+            quantity=value,
+        )
+        for (key, group), value in sorted(aggregates.items())
+    ]

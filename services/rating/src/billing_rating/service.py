@@ -163,7 +163,7 @@ async def preview(conn: Connection, tenant_id: str, request: RatingPreviewReques
         currency=plan.sheet.currency,
         period_start=period.start,
         period_end=period.end,
-        lines=[_public_line(line, line.charge_id in plan.overridden) for line in lines],
+        lines=[public_line(line, line.charge_id in plan.overridden) for line in lines],
         total=total_of(lines, plan.sheet.currency).to_public(),
     )
 
@@ -172,7 +172,7 @@ def _public(money: Money | None) -> object:
     return None if money is None else money.to_public()
 
 
-def _public_line(line: RatedLineItem, overridden: bool) -> RatedLine:
+def public_line(line: RatedLineItem, overridden: bool) -> RatedLine:
     breakdown = line.breakdown
     return RatedLine.model_validate(
         {

@@ -1,18 +1,33 @@
-"""Wiring of the subscriptions service: its API, and the projections of plan versions
-(from pricing) and customers (from customers) it consumes."""
+"""Wiring of the subscriptions service: its API, the projections of plan versions
+(from pricing) and customers (from customers) it consumes, and the billing clock's steps
+(period closes and trial ends from the engine, see `cycle`)."""
 
+from billing_common.cycle import PERIOD_CLOSING, PeriodClosing
+from billing_common.db import Connection
+from billing_common.events import CloudEvent
 from billing_common.runtime import ServiceDefinition, ServiceRuntime
 from billing_customers.events import CUSTOMER_CREATED, CUSTOMER_UPDATED
 from billing_pricing.events import PLAN_PUBLISHED
-from billing_subscriptions import api, projections
-from billing_subscriptions.events import PRODUCES
+from billing_subscriptions import api, cycle, projections
+from billing_subscriptions.events import PRODUCES, TRIAL_END_REQUESTED, TrialEndRequested
 
 
 async def setup(runtime: ServiceRuntime) -> None:
-    """Project every topic of `events.CONSUMES`."""
+    """Handle every topic of `events.CONSUMES`."""
     runtime.consumer.handle(PLAN_PUBLISHED, projections.plan_published)
     runtime.consumer.handle(CUSTOMER_CREATED, projections.customer_created)
     runtime.consumer.handle(CUSTOMER_UPDATED, projections.customer_updated)
+
+    async def on_period_closing(conn: Connection, event: CloudEvent[PeriodClosing]) -> None:
+        await cycle.period_closing(conn, runtime.outbox, event)
+
+    async def on_trial_end_requested(
+        conn: Connection, event: CloudEvent[TrialEndRequested]
+    ) -> None:
+        await cycle.trial_end_requested(conn, runtime.outbox, event)
+
+    runtime.consumer.handle(PERIOD_CLOSING, on_period_closing)
+    runtime.consumer.handle(TRIAL_END_REQUESTED, on_trial_end_requested)
 
 
 definition = ServiceDefinition(

@@ -14,7 +14,10 @@ order), amounts in the wire form (`MoneyWire`, pico-units as a string):
 Every event carries the subscription's `revision` (1 at creation, +1 per change), so a
 consumer can tell a stale snapshot from a fresh one.
 
-Consumed: plan versions from pricing and customers from customers (see `projections`).
+Consumed: plan versions from pricing and customers from customers (see `projections`),
+and the billing clock's steps (see `cycle`): `billing.engine.period_closing` renews the
+subscription whose period ended, and the command `trial_end_requested` (which the engine
+sends when a trial's end passes on the customer's clock) ends its trial.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any, Literal, cast, get_args
 from pydantic import AwareDatetime, Field
 
 from billing_common.currency import Currency
+from billing_common.cycle import PERIOD_CLOSING
 from billing_common.events import EventData, Topic
 from billing_common.ids import CustomerId, PlanId, SubscriptionId
 from billing_common.money import MoneyWire
@@ -152,11 +156,42 @@ BILLING_EFFECTS_RECORDED = Topic(
     "a service span of one plan version, for invoicing to bill.",
 )
 
+
+class TrialEndRequested(EventData):
+    """The engine's clock (real, or the customer's test clock) passed a trial's end: end it.
+
+    Acted on only while the subscription is still trialing with this `trial_end`, so a
+    redelivery or a stale request does nothing.
+    """
+
+    subscription_id: SubscriptionId
+    customer_id: CustomerId
+    trial_end: AwareDatetime
+    subscription_revision: int = Field(ge=1)
+    requested_at: AwareDatetime = Field(description="the clock's time when the engine asked")
+    test_clock_id: str | None = None
+
+
+TRIAL_END_REQUESTED = Topic(
+    "subscriptions",
+    "trial_end_requested",
+    TrialEndRequested,
+    "The engine asks subscriptions to end a trial whose end passed on the customer's clock.",
+    kind="command",
+)
+
 PRODUCES: tuple[Topic[Any], ...] = (
     SUBSCRIPTION_CREATED,
     SUBSCRIPTION_UPDATED,
     BILLING_EFFECTS_RECORDED,
 )
 
-#: Plan versions (to subscribe to them) and customers (their timezone and currency).
-CONSUMES: tuple[Topic[Any], ...] = (PLAN_PUBLISHED, CUSTOMER_CREATED, CUSTOMER_UPDATED)
+#: Plan versions (to subscribe to them), customers (their timezone and currency), and the
+#: billing clock: period closes (renewals) and trial ends.
+CONSUMES: tuple[Topic[Any], ...] = (
+    PLAN_PUBLISHED,
+    CUSTOMER_CREATED,
+    CUSTOMER_UPDATED,
+    PERIOD_CLOSING,
+    TRIAL_END_REQUESTED,
+)

@@ -1,0 +1,129 @@
+"""HTTP routes the gateway forwards to: thin, one transaction per request.
+
+The gateway's route table allows only `[a-z0-9_]` or `{param}` path parts, so the
+documents are `GET /v1/invoices/{invoice_id}/pdf` and `/html` (not `{id}.pdf`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from billing_common.http import json_response, parse_body, parse_query, tenant_of
+from billing_common.ids import CustomerId, InvoiceId
+from billing_common.runtime import ServiceContext
+from billing_common.tax import NoTax, TaxAdapter
+from billing_invoicing import service
+from billing_invoicing.schemas import (
+    CreditNoteCreate,
+    CreditNoteListQuery,
+    InvoiceListQuery,
+    OneOffLineCreate,
+)
+
+
+def _invoice_id(request: Request) -> InvoiceId:
+    return InvoiceId.parse(request.path_params["invoice_id"])
+
+
+def routes(runtime: ServiceContext, tax: TaxAdapter | None = None) -> Sequence[BaseRoute]:
+    taxes: TaxAdapter = tax if tax is not None else NoTax()
+
+    async def list_all(request: Request) -> Response:
+        tenant = tenant_of(request)
+        query = parse_query(request, InvoiceListQuery)
+        async with runtime.pool.acquire() as conn:
+            return json_response(await service.list_invoices(conn, tenant, query))
+
+    async def retrieve(request: Request) -> Response:
+        tenant = tenant_of(request)
+        invoice_id = _invoice_id(request)
+        async with runtime.pool.acquire() as conn:
+            stored = await service.get_invoice(conn, tenant, invoice_id)
+        return json_response(service.to_public(stored))
+
+    async def finalize(request: Request) -> Response:
+        tenant = tenant_of(request)
+        invoice_id = _invoice_id(request)
+        async with runtime.unit_of_work() as conn:
+            stored = await service.finalize_invoice(
+                conn, runtime.outbox, tenant, invoice_id, now=runtime.clock()
+            )
+        return json_response(service.to_public(stored))
+
+    async def void(request: Request) -> Response:
+        tenant = tenant_of(request)
+        invoice_id = _invoice_id(request)
+        async with runtime.unit_of_work() as conn:
+            stored = await service.void_invoice(
+                conn, runtime.outbox, tenant, invoice_id, now=runtime.clock()
+            )
+        return json_response(service.to_public(stored))
+
+    async def add_line(request: Request) -> Response:
+        tenant = tenant_of(request)
+        invoice_id = _invoice_id(request)
+        body = await parse_body(request, OneOffLineCreate)
+        async with runtime.unit_of_work() as conn:
+            stored = await service.add_one_off_line(
+                conn, tenant, invoice_id, body, now=runtime.clock(), tax=taxes
+            )
+        return json_response(service.to_public(stored), status_code=201)
+
+    async def pdf(request: Request) -> Response:
+        tenant = tenant_of(request)
+        invoice_id = _invoice_id(request)
+        async with runtime.pool.acquire() as conn:
+            document = await service.invoice_document(conn, tenant, invoice_id, "pdf")
+        assert isinstance(document, bytes)
+        return Response(
+            document,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="{invoice_id}.pdf"'},
+        )
+
+    async def html(request: Request) -> Response:
+        tenant = tenant_of(request)
+        invoice_id = _invoice_id(request)
+        async with runtime.pool.acquire() as conn:
+            document = await service.invoice_document(conn, tenant, invoice_id, "html")
+        assert isinstance(document, str)
+        return HTMLResponse(document)
+
+    async def upcoming(request: Request) -> Response:
+        tenant = tenant_of(request)
+        customer_id = CustomerId.parse(request.path_params["customer_id"])
+        async with runtime.pool.acquire() as conn:
+            preview = await service.upcoming_invoice(conn, tenant, customer_id, tax=taxes)
+        return json_response(preview)
+
+    async def create_credit_note(request: Request) -> Response:
+        tenant = tenant_of(request)
+        body = await parse_body(request, CreditNoteCreate)
+        async with runtime.unit_of_work() as conn:
+            note = await service.create_credit_note(
+                conn, runtime.outbox, tenant, body, now=runtime.clock()
+            )
+        return json_response(note, status_code=201)
+
+    async def list_credit_notes(request: Request) -> Response:
+        tenant = tenant_of(request)
+        query = parse_query(request, CreditNoteListQuery)
+        async with runtime.pool.acquire() as conn:
+            return json_response(await service.list_credit_notes(conn, tenant, query))
+
+    return [
+        Route("/v1/invoices", list_all, methods=["GET"]),
+        Route("/v1/invoices/{invoice_id}", retrieve, methods=["GET"]),
+        Route("/v1/invoices/{invoice_id}/finalize", finalize, methods=["POST"]),
+        Route("/v1/invoices/{invoice_id}/void", void, methods=["POST"]),
+        Route("/v1/invoices/{invoice_id}/lines", add_line, methods=["POST"]),
+        Route("/v1/invoices/{invoice_id}/pdf", pdf, methods=["GET"]),
+        Route("/v1/invoices/{invoice_id}/html", html, methods=["GET"]),
+        Route("/v1/customers/{customer_id}/upcoming_invoice", upcoming, methods=["GET"]),
+        Route("/v1/credit_notes", create_credit_note, methods=["POST"]),
+        Route("/v1/credit_notes", list_credit_notes, methods=["GET"]),
+    ]
