@@ -75,10 +75,8 @@ def plan_batch(
             plan.parked.append(item)
             continue
         event = item.event
-        if event.customer != customer_id:
-            event = event.model_copy(update={"customer": customer_id})
         try:
-            readings = measure_all(meters.get(item.tenant, ()), event)
+            readings = measure_all(meters.get(item.tenant, ()), event, customer=customer_id)
         except InvalidEvent as exc:
             plan.rejected.append(RejectedEvent(item, f"{exc.code}: {exc.detail}"))
             continue

@@ -570,8 +570,12 @@ def group_values(meter: MeterDefinition, event: UsageEvent) -> tuple[str, ...]:
     )
 
 
-def measure(meter: MeterDefinition, event: UsageEvent) -> MeteredEvent | None:
-    """`event` as `meter` reads it, or `None` when the meter does not count it.
+def measure(
+    meter: MeterDefinition, event: UsageEvent, *, customer: str | None = None
+) -> MeteredEvent | None:
+    """`event` as `meter` reads it, or `None` when the meter does not count it. `customer`
+    names the customer as the store keeps it, when the event names it otherwise (by its
+    external id).
 
     Raises `MissingEventValue` when a counted event lacks the value property,
     `InvalidEventValue` when the value is unusable, `InvalidSetOperation` when
@@ -580,8 +584,9 @@ def measure(meter: MeterDefinition, event: UsageEvent) -> MeteredEvent | None:
     if not matches(meter, event):
         return None
     group = group_values(meter, event)
+    who = event.customer if customer is None else customer
     if meter.aggregation is Aggregation.COUNT:
-        return _reading(meter, event, group, value=Decimal(1))
+        return _reading(meter, event, who, group, value=Decimal(1))
     assert meter.value_property is not None  # checked by the model
     if meter.aggregation is Aggregation.UNIQUE_COUNT:
         item = canonical_text(extract_value(event.properties, meter.value_property))
@@ -590,16 +595,17 @@ def measure(meter: MeterDefinition, event: UsageEvent) -> MeteredEvent | None:
         operation = None
         if meter.operation_property is not None:
             operation = _operation(event, meter.operation_property)
-        return _reading(meter, event, group, item=item, operation=operation)
+        return _reading(meter, event, who, group, item=item, operation=operation)
     value = numeric_value(event.properties, meter.value_property)
     if value is None:
         raise _missing(meter, event)
-    return _reading(meter, event, group, value=value)
+    return _reading(meter, event, who, group, value=value)
 
 
 def _reading(
     meter: MeterDefinition,
     event: UsageEvent,
+    customer: str,
     group: tuple[str, ...],
     *,
     value: Decimal = Decimal(0),
@@ -608,7 +614,7 @@ def _reading(
 ) -> MeteredEvent:
     return MeteredEvent(
         meter=meter.key,
-        customer=event.customer,
+        customer=customer,
         event_id=event.id,
         timestamp=event.timestamp,
         group=group,
@@ -638,9 +644,15 @@ def _operation(event: UsageEvent, path: str) -> SetOperation:
         ) from None
 
 
-def measure_all(meters: Iterable[MeterDefinition], event: UsageEvent) -> list[MeteredEvent]:
-    """`event` as each of `meters` that counts it reads it."""
-    return [reading for meter in meters if (reading := measure(meter, event)) is not None]
+def measure_all(
+    meters: Iterable[MeterDefinition], event: UsageEvent, *, customer: str | None = None
+) -> list[MeteredEvent]:
+    """`event` as each of `meters` that counts it reads it (see `measure` for `customer`)."""
+    return [
+        reading
+        for meter in meters
+        if (reading := measure(meter, event, customer=customer)) is not None
+    ]
 
 
 def meters_by_key(meters: Sequence[MeterDefinition]) -> dict[str, MeterDefinition]:
