@@ -253,9 +253,7 @@ class Feed:
             else:
                 await handlers.subscription_updated(
                     conn,
-                    subscription_updated(
-                        subscription_id, customer_id, revision=revision, **fields
-                    ),
+                    subscription_updated(subscription_id, customer_id, revision=revision, **fields),
                 )
 
     async def invoice(self, saga: uuid.UUID | None, customer_id: str) -> None:

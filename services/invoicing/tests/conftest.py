@@ -21,7 +21,6 @@ from billing_common.db import Pool, apply_migrations, create_pool, load_migratio
 from billing_common.events import CloudEvent, DataT, Topic, new_event
 from billing_common.http import TENANT_HEADER, exception_handlers
 from billing_common.ids import CustomerId, PlanId, SubscriptionId
-from billing_common.outbox import OutboxWriter
 from billing_common.runtime import ServiceRuntime
 from billing_customers.events import CUSTOMER_CREATED, CustomerCreated
 from billing_invoicing import api, projections, service

@@ -3,15 +3,51 @@
 `InProcessLedger` always runs. `TigerBeetleLedger` runs when `TIGERBEETLE_ADDRESSES`
 points at a reachable cluster; the `tigerbeetle` wheel ships only the client
 library, no server binary, so on a bare machine those runs are skipped.
+
+The service fixtures below: a migrated schema (`ledger_pool`), the journaled
+in-process ledger opened on it (`books`), the routes over HTTP (`client`), and
+invoicing's facts built with invoicing's own event models.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
 
+import httpx
 import pytest
+from starlette.applications import Starlette
 
+from billing_common.config import ServiceSettings
+from billing_common.currency import Currency
+from billing_common.db import (
+    Pool,
+    apply_migrations,
+    create_pool,
+    load_migrations,
+)
+from billing_common.events import CloudEvent, DataT, Topic, new_event
+from billing_common.http import TENANT_HEADER, exception_handlers
+from billing_common.ids import CreditNoteId, CustomerId, InvoiceId, TenantId
+from billing_common.money import Money
+from billing_common.runtime import ServiceRuntime
+from billing_invoicing.events import (
+    CREDIT_NOTE_ISSUED,
+    INVOICE_FINALIZED,
+    INVOICE_VOIDED,
+    CreditNoteIssued,
+    CreditNoteLineFact,
+    InvoiceFinalized,
+    InvoiceLineFact,
+    InvoiceVoided,
+)
+from billing_ledger.accounts import AccountKind, ChartOfAccounts, normal_balance_of
+from billing_ledger.api import ledger_routes
+from billing_ledger.app import definition
+from billing_ledger.books import Books, JournaledLedger
 from billing_ledger.ledger import InProcessLedger, Ledger
 from billing_ledger.tigerbeetle_ledger import TIGERBEETLE_ADDRESSES, TigerBeetleLedger, reachable
 
@@ -36,41 +72,6 @@ async def ledger(request: pytest.FixtureRequest) -> AsyncIterator[Ledger]:
 
 
 # -- the service: a migrated schema, the journaled ledger, invoicing's facts --------------------
-
-import uuid  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from typing import Any  # noqa: E402
-
-import httpx  # noqa: E402
-from starlette.applications import Starlette  # noqa: E402
-
-from billing_common.config import ServiceSettings  # noqa: E402
-from billing_common.currency import Currency  # noqa: E402
-from billing_common.db import (  # noqa: E402
-    Pool,
-    apply_migrations,
-    create_pool,
-    load_migrations,
-)
-from billing_common.events import CloudEvent, new_event  # noqa: E402
-from billing_common.http import TENANT_HEADER, exception_handlers  # noqa: E402
-from billing_common.ids import CreditNoteId, CustomerId, InvoiceId, TenantId  # noqa: E402
-from billing_common.money import Money  # noqa: E402
-from billing_common.runtime import ServiceRuntime  # noqa: E402
-from billing_invoicing.events import (  # noqa: E402
-    CREDIT_NOTE_ISSUED,
-    INVOICE_FINALIZED,
-    INVOICE_VOIDED,
-    CreditNoteIssued,
-    CreditNoteLineFact,
-    InvoiceFinalized,
-    InvoiceLineFact,
-    InvoiceVoided,
-)
-from billing_ledger.accounts import AccountKind, ChartOfAccounts, normal_balance_of  # noqa: E402
-from billing_ledger.api import ledger_routes  # noqa: E402
-from billing_ledger.app import definition  # noqa: E402
-from billing_ledger.books import Books, JournaledLedger  # noqa: E402
 
 NOW = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
 USD = Currency.of("USD")
@@ -184,7 +185,7 @@ def voided(
     return _event(INVOICE_VOIDED, data, CustomerId(invoice.data.customer_id))
 
 
-def _event(topic: Any, data: Any, customer: str) -> Any:
+def _event(topic: Topic[DataT], data: DataT, customer: str) -> CloudEvent[DataT]:
     """An envelope as the producer's outbox writes it, parsed back as the consumer reads it."""
     event = new_event(
         topic,

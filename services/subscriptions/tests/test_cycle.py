@@ -49,7 +49,8 @@ def closing(sub: Subscription, start: datetime, end: datetime) -> CloudEvent[Per
         closed_at=end,
         test_clock_id=TEST_CLOCK,
     )
-    return _envelope(PERIOD_CLOSING, data, sub.customer_id)
+    event: CloudEvent[PeriodClosing] = _envelope(PERIOD_CLOSING, data, sub.customer_id)
+    return event
 
 
 def trial_ending(sub: Subscription, trial_end: datetime) -> CloudEvent[TrialEndRequested]:
@@ -60,7 +61,8 @@ def trial_ending(sub: Subscription, trial_end: datetime) -> CloudEvent[TrialEndR
         subscription_revision=1,
         requested_at=trial_end,
     )
-    return _envelope(TRIAL_END_REQUESTED, data, sub.customer_id)
+    event: CloudEvent[TrialEndRequested] = _envelope(TRIAL_END_REQUESTED, data, sub.customer_id)
+    return event
 
 
 def _envelope(topic: Any, data: Any, subject: str) -> Any:

@@ -210,4 +210,6 @@ class TestConsumerWiring:
             "billing.pricing.plan_published",
             "billing.customers.customer_created",
             "billing.customers.customer_updated",
+            "billing.engine.period_closing",
+            "billing.subscriptions.trial_end_requested",
         ]

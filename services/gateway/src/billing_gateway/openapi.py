@@ -215,14 +215,19 @@ def _operation(
             "required": True,
             "content": {"application/json": {"schema": refs[(spec.request_model, "validation")]}},
         }
-    responses: dict[str, Any] = {
-        str(spec.success_status): {
+    if spec.response_media_type == "application/json":
+        success = {
             "description": spec.response_model.__name__,
             "content": {
                 "application/json": {"schema": refs[(spec.response_model, "serialization")]}
             },
         }
-    }
+    else:  # a document (PDF, HTML) rendered from the response model
+        success = {
+            "description": f"{spec.response_model.__name__} as {spec.response_media_type}",
+            "content": {spec.response_media_type: {"schema": {"type": "string"}}},
+        }
+    responses: dict[str, Any] = {str(spec.success_status): success}
     for status in error_statuses(spec):
         responses[str(status)] = {"$ref": f"#/components/responses/{ERROR_RESPONSES[status][0]}"}
     operation["responses"] = responses

@@ -23,6 +23,37 @@ from billing_customers.schemas import (
     CustomerListQuery,
     CustomerUpdate,
 )
+from billing_engine.schemas import (
+    BillingRun,
+    BillingRunList,
+    BillingRunListQuery,
+    TestClock,
+    TestClockAdvance,
+    TestClockAttach,
+    TestClockCreate,
+    TestClockList,
+    TestClockListQuery,
+)
+from billing_invoicing.schemas import (
+    CreditNoteCreate,
+    CreditNoteList,
+    CreditNoteListQuery,
+    CreditNoteResource,
+    InvoiceList,
+    InvoiceListQuery,
+    InvoiceResource,
+    OneOffLineCreate,
+    UpcomingInvoice,
+)
+from billing_ledger.schemas import (
+    CustomerBalance,
+    LedgerAccount,
+    LedgerAccountBalance,
+    LedgerAccountList,
+    LedgerAccountListQuery,
+    LedgerTrialBalance,
+    TrialBalanceQuery,
+)
 from billing_metering.schemas import (
     CustomerUsageQuery,
     Meter,
@@ -79,7 +110,9 @@ class RouteSpec:
 
     `request_model` validates the JSON body (None: the route takes no body);
     `query_model` validates the query string (None: no query parameters);
-    `idempotent`: the route honours `Idempotency-Key` (every POST does).
+    `idempotent`: the route honours `Idempotency-Key` (every POST does);
+    `response_media_type`: what a success carries, `application/json` (the response model)
+    or a document rendered from it (`application/pdf`, `text/html`), passed through as is.
     """
 
     method: HttpMethod
@@ -92,6 +125,7 @@ class RouteSpec:
     success_status: int = 200
     idempotent: bool = False
     description: str = ""
+    response_media_type: str = "application/json"
 
     def __post_init__(self) -> None:
         if not _PATH.match(self.path):
@@ -520,6 +554,246 @@ SUBSCRIPTIONS: tuple[RouteSpec, ...] = (
     ),
 )
 
+ENGINE: tuple[RouteSpec, ...] = (
+    RouteSpec(
+        "POST",
+        "/v1/test_clocks",
+        service="engine",
+        summary="Create a test clock",
+        description="A clock frozen at `frozen_time` for the customers attached to it.",
+        request_model=TestClockCreate,
+        query_model=None,
+        response_model=TestClock,
+        success_status=201,
+        idempotent=True,
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/test_clocks",
+        service="engine",
+        summary="List test clocks",
+        description=_PAGES,
+        request_model=None,
+        query_model=TestClockListQuery,
+        response_model=TestClockList,
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/test_clocks/{test_clock_id}",
+        service="engine",
+        summary="Retrieve a test clock",
+        description="`status` is ready once every period its advances passed is closed, "
+        "invoiced and renewed.",
+        request_model=None,
+        query_model=None,
+        response_model=TestClock,
+    ),
+    RouteSpec(
+        "POST",
+        "/v1/test_clocks/{test_clock_id}/customers",
+        service="engine",
+        summary="Attach a customer to a test clock",
+        description="Before the customer subscribes; its subscriptions then follow the clock.",
+        request_model=TestClockAttach,
+        query_model=None,
+        response_model=TestClock,
+        idempotent=True,
+    ),
+    RouteSpec(
+        "POST",
+        "/v1/test_clocks/{test_clock_id}/advance",
+        service="engine",
+        summary="Advance a test clock",
+        description="`to` must be later than `frozen_time`; every period that ends by then "
+        "closes, in order.",
+        request_model=TestClockAdvance,
+        query_model=None,
+        response_model=TestClock,
+        idempotent=True,
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/billing_runs",
+        service="engine",
+        summary="List billing runs (period closes)",
+        description="By period end; pass `next_cursor` as `starting_after` for the next page.",
+        request_model=None,
+        query_model=BillingRunListQuery,
+        response_model=BillingRunList,
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/billing_runs/{saga_id}",
+        service="engine",
+        summary="Retrieve a billing run",
+        request_model=None,
+        query_model=None,
+        response_model=BillingRun,
+    ),
+)
+
+INVOICING: tuple[RouteSpec, ...] = (
+    RouteSpec(
+        "GET",
+        "/v1/invoices",
+        service="invoicing",
+        summary="List invoices",
+        description="Filter by `customer` and `status`. " + _PAGES,
+        request_model=None,
+        query_model=InvoiceListQuery,
+        response_model=InvoiceList,
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/invoices/{invoice_id}",
+        service="invoicing",
+        summary="Retrieve an invoice",
+        description="Every line with how it was computed (tiers, proration period, discount).",
+        request_model=None,
+        query_model=None,
+        response_model=InvoiceResource,
+    ),
+    RouteSpec(
+        "POST",
+        "/v1/invoices/{invoice_id}/finalize",
+        service="invoicing",
+        summary="Finalize a draft invoice now",
+        description="Numbers it (gapless per tenant and year) and makes it immutable.",
+        request_model=None,
+        query_model=None,
+        response_model=InvoiceResource,
+        idempotent=True,
+    ),
+    RouteSpec(
+        "POST",
+        "/v1/invoices/{invoice_id}/void",
+        service="invoicing",
+        summary="Void a draft or finalized invoice",
+        request_model=None,
+        query_model=None,
+        response_model=InvoiceResource,
+        idempotent=True,
+    ),
+    RouteSpec(
+        "POST",
+        "/v1/invoices/{invoice_id}/lines",
+        service="invoicing",
+        summary="Add a one-off line to a draft",
+        request_model=OneOffLineCreate,
+        query_model=None,
+        response_model=InvoiceResource,
+        success_status=201,
+        idempotent=True,
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/invoices/{invoice_id}/pdf",
+        service="invoicing",
+        summary="A finalized invoice as PDF",
+        request_model=None,
+        query_model=None,
+        response_model=InvoiceResource,
+        response_media_type="application/pdf",
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/invoices/{invoice_id}/html",
+        service="invoicing",
+        summary="A finalized invoice as HTML",
+        request_model=None,
+        query_model=None,
+        response_model=InvoiceResource,
+        response_media_type="text/html",
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/customers/{customer_id}/upcoming_invoice",
+        service="invoicing",
+        summary="Preview the customer's pending base fees and prorations",
+        description="Usage is invoiced when its period closes and is not in this preview.",
+        request_model=None,
+        query_model=None,
+        response_model=UpcomingInvoice,
+    ),
+    RouteSpec(
+        "POST",
+        "/v1/credit_notes",
+        service="invoicing",
+        summary="Issue a credit note against an invoice",
+        description="Whole lines or amounts, never more than remains creditable; a refund "
+        "request or customer credit.",
+        request_model=CreditNoteCreate,
+        query_model=None,
+        response_model=CreditNoteResource,
+        success_status=201,
+        idempotent=True,
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/credit_notes",
+        service="invoicing",
+        summary="List credit notes",
+        description=_PAGES,
+        request_model=None,
+        query_model=CreditNoteListQuery,
+        response_model=CreditNoteList,
+    ),
+)
+
+LEDGER: tuple[RouteSpec, ...] = (
+    RouteSpec(
+        "GET",
+        "/v1/ledger/accounts",
+        service="ledger",
+        summary="List ledger accounts with their balances",
+        description="In id order; filter by `customer_id` or `currency`. Account ids are u128 "
+        "decimal strings. " + _PAGES,
+        request_model=None,
+        query_model=LedgerAccountListQuery,
+        response_model=LedgerAccountList,
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/ledger/accounts/{account_id}",
+        service="ledger",
+        summary="Retrieve a ledger account",
+        description="404 for an unknown id.",
+        request_model=None,
+        query_model=None,
+        response_model=LedgerAccount,
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/ledger/accounts/{account_id}/balance",
+        service="ledger",
+        summary="A ledger account's balance",
+        description="Debits and credits posted and pending, and the balance on its normal side.",
+        request_model=None,
+        query_model=None,
+        response_model=LedgerAccountBalance,
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/ledger/trial_balance",
+        service="ledger",
+        summary="Trial balance",
+        description="Per currency: total debits equal total credits; by account kind.",
+        request_model=None,
+        query_model=TrialBalanceQuery,
+        response_model=LedgerTrialBalance,
+    ),
+    RouteSpec(
+        "GET",
+        "/v1/customers/{customer_id}/balance",
+        service="ledger",
+        summary="A customer's receivable and credit balance",
+        description="Per currency; empty until the customer's first invoice is posted.",
+        request_model=None,
+        query_model=None,
+        response_model=CustomerBalance,
+    ),
+)
+
 AUDIT: tuple[RouteSpec, ...] = (
     RouteSpec(
         "GET",
@@ -539,5 +813,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     *PRICING,
     *RATING,
     *SUBSCRIPTIONS,
+    *ENGINE,
+    *INVOICING,
+    *LEDGER,
     *AUDIT,
 )

@@ -308,11 +308,12 @@ def issue_credit_note(
         raise InvoiceNotCreditable(
             f"invoice {invoice.invoice_id} is {invoice.status.value}: only a finalized or paid "
             "invoice can be credited",
-            status=invoice.status.value,
+            invoice_status=invoice.status.value,
         )
     if outcome is CreditOutcome.REFUND and invoice.status is not InvoiceStatus.PAID:
         raise RefundRequiresPayment(
-            f"invoice {invoice.invoice_id} is not paid: nothing to refund", status=invoice.status
+            f"invoice {invoice.invoice_id} is not paid: nothing to refund",
+            invoice_status=invoice.status.value,
         )
     if not lines:
         raise CreditNoteEmpty("a credit note needs at least one line")

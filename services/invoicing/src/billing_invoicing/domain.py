@@ -999,7 +999,7 @@ def _require_draft(invoice: Invoice, what: str) -> None:
             f"cannot {what}: invoice {invoice.invoice_id} is {invoice.status.value}, "
             "only a draft can change (issue a credit note instead)",
             invoice_id=str(invoice.invoice_id),
-            status=invoice.status.value,
+            invoice_status=invoice.status.value,
         )
 
 

@@ -49,7 +49,7 @@ def _require_issued(invoice: Invoice) -> str:
     if invoice.status is InvoiceStatus.DRAFT or invoice.number is None:
         raise InvoiceNotRenderable(
             f"invoice {invoice.invoice_id} is a draft: finalize it before rendering",
-            status=invoice.status.value,
+            invoice_status=invoice.status.value,
         )
     return invoice.number
 

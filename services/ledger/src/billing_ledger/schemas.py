@@ -31,7 +31,9 @@ AccountIdText = Annotated[
 
 
 def format_account_id(account_id: int) -> str:
-    """>>> format_account_id(2**100)
+    """The id as the API writes it: the u128 in decimal.
+
+    >>> format_account_id(2**100)
     '1267650600228229401496703205376'
     """
     return str(account_id)
