@@ -110,8 +110,8 @@ class TestRouteTableCoverage:
         assert operation["tags"] == [spec.service]
         success = operation["responses"][str(spec.success_status)]
         if spec.response_media_type == "application/json":
-            expected = _schema_ref(spec.response_model)
-            assert success["content"]["application/json"]["schema"] == expected
+            schema = _schema_ref(spec.response_model)
+            assert success["content"]["application/json"]["schema"] == schema
         else:
             assert success["content"] == {spec.response_media_type: {"schema": {"type": "string"}}}
         if spec.request_model is None:
