@@ -78,6 +78,7 @@ def test_every_consumed_topic_has_a_handler(runtime: DatabaseOnlyRuntime) -> Non
     assert {topic.name for topic in PRODUCES} == {
         "billing.engine.period_closing",
         "billing.subscriptions.trial_end_requested",
+        "billing.engine.test_clock_customer_attached",
         "billing.engine.test_clock_advanced",
     }
 

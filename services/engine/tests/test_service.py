@@ -14,8 +14,13 @@ from billing_common.db import Pool, transaction
 from billing_common.events import CloudEvent
 from billing_engine import repository, service
 from billing_engine.clock import BillingClock
-from billing_engine.domain import ClockStatus, InvalidTestClockAdvance, due_work
-from billing_engine.events import TEST_CLOCK_ADVANCED
+from billing_engine.domain import (
+    ClockStatus,
+    CustomerAlreadyOnTestClock,
+    InvalidTestClockAdvance,
+    due_work,
+)
+from billing_engine.events import TEST_CLOCK_ADVANCED, TEST_CLOCK_CUSTOMER_ATTACHED
 from billing_engine.schemas import TestClock, TestClockCreate
 from billing_subscriptions.events import TRIAL_END_REQUESTED
 
@@ -62,7 +67,7 @@ async def clock_on(pool: Pool, feed: Feed, frozen: Any = None) -> tuple[TestCloc
     customer = new_customer()
     await feed.customer(customer)
     async with transaction(pool) as conn:
-        await service.attach_customer(conn, TENANT, clock.id, customer, now=NOW)
+        await service.attach_customer(conn, outbox_at(), TENANT, clock.id, customer, now=NOW)
     return clock, customer
 
 
@@ -284,6 +289,30 @@ class TestRetriesAndCompletion:
         clock.now = NOW + timedelta(hours=1)
         assert (await billing_clock.tick(runtime)).reemitted == 0  # done: never retried
 
+    async def test_a_consolidated_invoice_finishes_every_saga_it_bills(
+        self,
+        engine_pool: Pool,
+        runtime: DatabaseOnlyRuntime,
+        billing_clock: BillingClock,
+        feed: Feed,
+    ) -> None:
+        customer = new_customer()
+        first, second = new_subscription(), new_subscription()
+        await feed.subscription(first, customer)
+        await feed.subscription(second, customer)
+        await billing_clock.tick(runtime)
+        ids = [saga_id(first, utc(2026, 1)), saga_id(second, utc(2026, 1))]
+        parent = invoice_finalized(ids[0], customer)
+        consolidated = parent.model_copy(
+            update={"data": parent.data.model_copy(update={"saga_ids": ids})}
+        )
+        async with transaction(engine_pool) as conn:
+            assert await service.invoice_finalized(conn, consolidated, now=NOW) is True
+        assert sorted((s["status"], s["invoice_id"]) for s in await sagas(engine_pool)) == [
+            ("done", "inv_1"),
+            ("done", "inv_1"),
+        ]
+
 
 class TestTestClocks:
     async def test_advancing_closes_every_passed_period_in_order_then_is_ready(
@@ -350,6 +379,26 @@ class TestTestClocks:
         shown = await status_of(engine_pool, test_clock)
         assert shown.status is ClockStatus.INTERNAL_FAILURE
         assert (shown.sagas.pending, shown.sagas.failed) == (0, 1)
+
+    async def test_attaching_announces_the_customer_and_the_clocks_time(
+        self, engine_pool: Pool, feed: Feed
+    ) -> None:
+        clock, customer = await clock_on(engine_pool, feed, utc(2026, 1, 15))
+        (attached,) = await outbox(engine_pool, TEST_CLOCK_CUSTOMER_ATTACHED)
+        assert (attached.subject, attached.tenantid) == (customer, TENANT)
+        assert attached.data.model_dump() == {
+            "test_clock_id": clock.id,
+            "customer_id": customer,
+            "frozen_time": utc(2026, 1, 15),
+            "attached_at": NOW,
+        }
+        # a refused attachment announces nothing
+        async with transaction(engine_pool) as conn:
+            with pytest.raises(CustomerAlreadyOnTestClock):
+                await service.attach_customer(
+                    conn, outbox_at(), TENANT, clock.id, customer, now=NOW
+                )
+        assert len(await outbox(engine_pool, TEST_CLOCK_CUSTOMER_ATTACHED)) == 1
 
     async def test_advancing_backwards_or_in_place_is_refused(self, engine_pool: Pool) -> None:
         clock = await new_clock(engine_pool, utc(2026, 3))

@@ -212,4 +212,6 @@ class TestConsumerWiring:
             "billing.customers.customer_updated",
             "billing.engine.period_closing",
             "billing.subscriptions.trial_end_requested",
+            "billing.engine.test_clock_customer_attached",
+            "billing.engine.test_clock_advanced",
         ]

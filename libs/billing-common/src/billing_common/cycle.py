@@ -21,6 +21,7 @@ from pydantic import AwareDatetime, Field
 
 from billing_common.currency import Currency
 from billing_common.events import EventData, Topic
+from billing_common.ids import CustomerId, TestClockId
 
 _NAMESPACE = uuid.UUID("6f1d7c52-8a63-4b0e-9d3c-2f9c3b1e4a71")
 
@@ -66,3 +67,41 @@ PERIOD_CLOSING = Topic(
 )
 """Produced by the engine (declared here, as the saga's first step, so that the services
 that consume it need not import the engine, whose events import theirs)."""
+
+
+class TestClockCustomerAttached(EventData):
+    """A customer was attached to a test clock: from `attached_at` on (the real time), it
+    lives on the clock's time, `frozen_time` at the attachment, for good."""
+
+    __test__ = False  # not a pytest test class
+
+    test_clock_id: TestClockId
+    customer_id: CustomerId
+    frozen_time: AwareDatetime
+    attached_at: AwareDatetime
+
+
+class TestClockAdvanced(EventData):
+    """A test clock's frozen time moved from `previous_time` to `frozen_time`: every period
+    of its customers' subscriptions that ends by then will close, in order."""
+
+    __test__ = False  # not a pytest test class
+
+    test_clock_id: TestClockId
+    previous_time: AwareDatetime
+    frozen_time: AwareDatetime
+    advanced_at: AwareDatetime
+
+
+TEST_CLOCK_CUSTOMER_ATTACHED = Topic(
+    "engine",
+    "test_clock_customer_attached",
+    TestClockCustomerAttached,
+    "A customer was attached to a test clock: it lives on the clock's time from now on.",
+)
+TEST_CLOCK_ADVANCED = Topic(
+    "engine",
+    "test_clock_advanced",
+    TestClockAdvanced,
+    "A test clock moved forward; the engine closes every period it passed.",
+)

@@ -65,7 +65,12 @@ def routes(
             try:
                 async with runtime.unit_of_work() as conn:
                     clock: TestClock = await service.attach_customer(
-                        conn, tenant, clock_id, body.customer_id, now=runtime.clock()
+                        conn,
+                        runtime.outbox,
+                        tenant,
+                        clock_id,
+                        body.customer_id,
+                        now=runtime.clock(),
                     )
                 return json_response(clock)
             except UnknownCustomer:

@@ -234,7 +234,13 @@ def clock_status(*, pending_sagas: int, failed_sagas: int, due_subscriptions: in
     """`ready` when all the work the clock caused is done: no saga pending and no
     subscription of its customers with a boundary at or before its frozen time (a period
     not yet closed, or closed but not yet renewed; a trial not yet ended);
-    `internal_failure` when a saga gave up; else `advancing`."""
+    `internal_failure` when a saga gave up; else `advancing`.
+
+    A saga is done when its invoice is finalized: a draft waiting out its customer's grace
+    period keeps its saga pending (invoicing finalizes it when the clock advances past its
+    `editable_until`), so the clock shows `advancing` until then. The engine does not learn
+    of drafts, so a draft whose grace the clock has not reached yet also counts as pending
+    (and its saga is retried as any unfinished one)."""
     if failed_sagas:
         return ClockStatus.INTERNAL_FAILURE
     if pending_sagas or due_subscriptions:

@@ -9,7 +9,14 @@ Produced, keyed by the customer id (a test clock's own event by the clock id):
   within the timeout.
 - `billing.subscriptions.trial_end_requested` (a command subscriptions declares): a
   trial's end passed on the customer's clock.
-- `billing.engine.test_clock_advanced`: a test clock moved forward.
+- `billing.engine.test_clock_customer_attached`: a customer was attached to a test clock
+  (with the clock's frozen time then), written with the attachment.
+- `billing.engine.test_clock_advanced`: a test clock moved forward (with its new frozen
+  time), written with the move.
+
+The two test clock topics are declared in billing-subscriptions' `events` (the engine's
+events import subscriptions', so the services that follow test clocks could not import
+them from here); subscriptions and invoicing project them to live on a clock's time.
 
 Consumed: subscriptions (each one's current period, status, plan, revision), customers
 (which exist, to attach them to clocks), and finalized invoices (which end a saga).
@@ -19,11 +26,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime
-
-from billing_common.cycle import PERIOD_CLOSING, PeriodClosing
-from billing_common.events import EventData, Topic
-from billing_common.ids import TestClockId
+from billing_common.cycle import (
+    PERIOD_CLOSING,
+    TEST_CLOCK_ADVANCED,
+    TEST_CLOCK_CUSTOMER_ATTACHED,
+    PeriodClosing,
+    TestClockAdvanced,
+    TestClockCustomerAttached,
+)
+from billing_common.events import Topic
 from billing_customers.events import CUSTOMER_CREATED
 from billing_invoicing.events import INVOICE_FINALIZED
 from billing_subscriptions.events import (
@@ -32,27 +43,12 @@ from billing_subscriptions.events import (
     TRIAL_END_REQUESTED,
 )
 
-
-class TestClockAdvanced(EventData):
-    """A test clock's frozen time moved from `previous_time` to `frozen_time`: every period
-    of its customers' subscriptions that ends by then will close, in order."""
-
-    __test__ = False  # not a pytest test class
-
-    test_clock_id: TestClockId
-    previous_time: AwareDatetime
-    frozen_time: AwareDatetime
-    advanced_at: AwareDatetime
-
-
-TEST_CLOCK_ADVANCED = Topic(
-    "engine",
-    "test_clock_advanced",
-    TestClockAdvanced,
-    "A test clock moved forward; the engine closes every period it passed.",
+PRODUCES: tuple[Topic[Any], ...] = (
+    PERIOD_CLOSING,
+    TRIAL_END_REQUESTED,
+    TEST_CLOCK_CUSTOMER_ATTACHED,
+    TEST_CLOCK_ADVANCED,
 )
-
-PRODUCES: tuple[Topic[Any], ...] = (PERIOD_CLOSING, TRIAL_END_REQUESTED, TEST_CLOCK_ADVANCED)
 
 CONSUMES: tuple[Topic[Any], ...] = (
     SUBSCRIPTION_CREATED,
@@ -66,6 +62,8 @@ __all__ = [
     "PERIOD_CLOSING",
     "PRODUCES",
     "TEST_CLOCK_ADVANCED",
+    "TEST_CLOCK_CUSTOMER_ATTACHED",
     "PeriodClosing",
     "TestClockAdvanced",
+    "TestClockCustomerAttached",
 ]

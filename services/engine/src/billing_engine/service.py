@@ -14,7 +14,7 @@ from billing_common.currency import Currency
 from billing_common.cycle import PERIOD_CLOSING, PeriodClosing
 from billing_common.db import Connection
 from billing_common.events import CloudEvent
-from billing_common.ids import TestClockId
+from billing_common.ids import CustomerId, TestClockId
 from billing_common.outbox import OutboxWriter
 from billing_customers.events import CustomerCreated
 from billing_engine import domain, repository
@@ -30,7 +30,12 @@ from billing_engine.domain import (
     UnknownCustomer,
     WorkKind,
 )
-from billing_engine.events import TEST_CLOCK_ADVANCED, TestClockAdvanced
+from billing_engine.events import (
+    TEST_CLOCK_ADVANCED,
+    TEST_CLOCK_CUSTOMER_ATTACHED,
+    TestClockAdvanced,
+    TestClockCustomerAttached,
+)
 from billing_engine.repository import StoredClock
 from billing_engine.schemas import (
     BillingRun,
@@ -107,10 +112,19 @@ async def list_clocks(conn: Connection, tenant_id: str, query: TestClockListQuer
 
 
 async def attach_customer(
-    conn: Connection, tenant_id: str, clock_id: str, customer_id: str, *, now: datetime
+    conn: Connection,
+    outbox: OutboxWriter,
+    tenant_id: str,
+    clock_id: str,
+    customer_id: str,
+    *,
+    now: datetime,
 ) -> TestClock:
     """The customer follows the clock from now on, for good. It must be known, on no clock
-    yet, and without subscriptions (attach before subscribing)."""
+    yet, and without subscriptions (attach before subscribing).
+
+    `test_clock_customer_attached` is written with the attachment, so that subscriptions
+    and invoicing put the customer on the clock's time too."""
     clock = await _clock(conn, tenant_id, clock_id, for_update=True)
     if not await repository.customer_exists(conn, tenant_id, customer_id):
         message = f"no customer {customer_id}"
@@ -135,6 +149,18 @@ async def attach_customer(
         raise CustomerAlreadyOnTestClock(
             f"customer {customer_id} already follows a test clock"
         ) from exc
+    await outbox.add(
+        conn,
+        TEST_CLOCK_CUSTOMER_ATTACHED,
+        TestClockCustomerAttached(
+            test_clock_id=TestClockId(clock.id),
+            customer_id=CustomerId(customer_id),
+            frozen_time=clock.frozen_time,
+            attached_at=now,
+        ),
+        subject=customer_id,
+        tenant_id=tenant_id,
+    )
     return await _public(conn, clock)
 
 
@@ -299,12 +325,15 @@ async def retry_overdue_sagas(
 async def invoice_finalized(
     conn: Connection, event: CloudEvent[InvoiceFinalized], *, now: datetime
 ) -> bool:
-    """The invoice of a period close is final: its saga is done. An invoice of no saga
-    (a one-off) or of a saga already done changes nothing."""
+    """The invoice of a period close is final: its sagas are done (a parent's invoice bills
+    its children's periods too: `saga_ids`). An invoice of no saga (a one-off) or of
+    sagas already done changes nothing."""
     data = event.data
-    if data.saga_id is None:
-        return False
-    return await repository.mark_done(conn, data.saga_id, data.invoice_id, now)
+    sagas = list(dict.fromkeys([*([data.saga_id] if data.saga_id else []), *data.saga_ids]))
+    marked = False
+    for saga in sagas:
+        marked = await repository.mark_done(conn, saga, data.invoice_id, now) or marked
+    return marked
 
 
 # -- billing runs -----------------------------------------------------------------------------

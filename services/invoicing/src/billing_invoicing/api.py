@@ -1,5 +1,8 @@
 """HTTP routes the gateway forwards to: thin, one transaction per request.
 
+A command on an invoice happens at the time its customer lives on: the real time, or its
+test clock's frozen time when the customer is attached to one (`service.invoice_now`).
+
 The gateway's route table allows only `[a-z0-9_]` or `{param}` path parts, so the
 documents are `GET /v1/invoices/{invoice_id}/pdf` and `/html` (not `{id}.pdf`).
 """
@@ -49,8 +52,9 @@ def routes(runtime: ServiceContext, tax: TaxAdapter | None = None) -> Sequence[B
         tenant = tenant_of(request)
         invoice_id = _invoice_id(request)
         async with runtime.unit_of_work() as conn:
+            now = await service.invoice_now(conn, tenant, invoice_id, now=runtime.clock())
             stored = await service.finalize_invoice(
-                conn, runtime.outbox, tenant, invoice_id, now=runtime.clock()
+                conn, runtime.outbox, tenant, invoice_id, now=now
             )
         return json_response(service.to_public(stored))
 
@@ -58,9 +62,8 @@ def routes(runtime: ServiceContext, tax: TaxAdapter | None = None) -> Sequence[B
         tenant = tenant_of(request)
         invoice_id = _invoice_id(request)
         async with runtime.unit_of_work() as conn:
-            stored = await service.void_invoice(
-                conn, runtime.outbox, tenant, invoice_id, now=runtime.clock()
-            )
+            now = await service.invoice_now(conn, tenant, invoice_id, now=runtime.clock())
+            stored = await service.void_invoice(conn, runtime.outbox, tenant, invoice_id, now=now)
         return json_response(service.to_public(stored))
 
     async def add_line(request: Request) -> Response:
@@ -68,8 +71,9 @@ def routes(runtime: ServiceContext, tax: TaxAdapter | None = None) -> Sequence[B
         invoice_id = _invoice_id(request)
         body = await parse_body(request, OneOffLineCreate)
         async with runtime.unit_of_work() as conn:
+            now = await service.invoice_now(conn, tenant, invoice_id, now=runtime.clock())
             stored = await service.add_one_off_line(
-                conn, tenant, invoice_id, body, now=runtime.clock(), tax=taxes
+                conn, tenant, invoice_id, body, now=now, tax=taxes
             )
         return json_response(service.to_public(stored), status_code=201)
 
@@ -104,9 +108,8 @@ def routes(runtime: ServiceContext, tax: TaxAdapter | None = None) -> Sequence[B
         tenant = tenant_of(request)
         body = await parse_body(request, CreditNoteCreate)
         async with runtime.unit_of_work() as conn:
-            note = await service.create_credit_note(
-                conn, runtime.outbox, tenant, body, now=runtime.clock()
-            )
+            now = await service.invoice_now(conn, tenant, body.invoice_id, now=runtime.clock())
+            note = await service.create_credit_note(conn, runtime.outbox, tenant, body, now=now)
         return json_response(note, status_code=201)
 
     async def list_credit_notes(request: Request) -> Response:

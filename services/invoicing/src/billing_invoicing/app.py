@@ -1,12 +1,13 @@
 """Wiring of the invoicing service: its API, its projections, the period's invoice (the
-saga step after rating) and the loop that finalizes drafts whose grace period ended."""
+saga step after rating), the test clocks (their advances finalize their customers' drafts)
+and the loop that finalizes drafts whose grace period ended on the real clock."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from billing_common.cycle import PERIOD_CLOSING
+from billing_common.cycle import PERIOD_CLOSING, TEST_CLOCK_ADVANCED, TEST_CLOCK_CUSTOMER_ATTACHED
 from billing_common.errors import ServiceUnavailable
 from billing_common.runtime import ServiceDefinition, ServiceRuntime
 from billing_customers.events import CUSTOMER_CREATED, CUSTOMER_UPDATED
@@ -28,7 +29,8 @@ FINALIZE_INTERVAL_SECONDS = 30.0
 async def finalize_drafts_periodically(
     runtime: ServiceRuntime, interval: float = FINALIZE_INTERVAL_SECONDS
 ) -> None:
-    """Finalize the drafts whose grace period ended, on the runtime's clock."""
+    """Finalize the drafts whose grace period ended, on the runtime's clock (those of
+    customers on a test clock are finalized when their clock advances)."""
     while True:
         try:
             count = await service.finalize_due(runtime, now=runtime.clock())
@@ -52,6 +54,8 @@ async def setup(runtime: ServiceRuntime) -> None:
     consumer.handle(BILLING_EFFECTS_RECORDED, projections.billing_effects_recorded)
     consumer.handle(PERIOD_CLOSING, projections.period_closing)
     consumer.handle(PERIOD_RATED, invoicing.period_rated)
+    consumer.handle(TEST_CLOCK_CUSTOMER_ATTACHED, projections.test_clock_customer_attached)
+    consumer.handle(TEST_CLOCK_ADVANCED, invoicing.test_clock_advanced)
     runtime.spawn(finalize_drafts_periodically(runtime), name="finalize-drafts")
 
 

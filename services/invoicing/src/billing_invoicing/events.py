@@ -3,7 +3,9 @@ and credit notes. Amounts are wire money (pico-units as integer strings).
 
 Consumed (`CONSUMES`, see `projections` and `service.bill_period`): customers, subscription
 revisions and billing effects (projections), the engine's period closes (the revision each
-close saw) and rating's rated periods (the saga step that makes the period's invoice).
+close saw), rating's rated periods (the saga step that makes the period's invoice) and the
+engine's test clocks (attachments and advances: drafts of a clock's customers are made and
+finalized on its time, see `service`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, Field
 
 from billing_common.currency import Currency
-from billing_common.cycle import PERIOD_CLOSING
+from billing_common.cycle import PERIOD_CLOSING, TEST_CLOCK_ADVANCED, TEST_CLOCK_CUSTOMER_ATTACHED
 from billing_common.events import EventData, Topic
 from billing_common.money import MoneyWire
 from billing_customers.events import CUSTOMER_CREATED, CUSTOMER_UPDATED
@@ -126,7 +128,8 @@ CREDIT_NOTE_ISSUED = Topic(
 PRODUCES: tuple[Topic[Any], ...] = (INVOICE_FINALIZED, INVOICE_VOIDED, CREDIT_NOTE_ISSUED)
 
 #: Customers, subscription revisions and billing effects (projections), the engine's period
-#: closes (which revision each saw) and rating's rated periods (the saga step billed here).
+#: closes (which revision each saw), rating's rated periods (the saga step billed here) and
+#: the engine's test clocks (the time their customers' drafts are made and finalized on).
 CONSUMES: tuple[Topic[Any], ...] = (
     CUSTOMER_CREATED,
     CUSTOMER_UPDATED,
@@ -135,4 +138,6 @@ CONSUMES: tuple[Topic[Any], ...] = (
     BILLING_EFFECTS_RECORDED,
     PERIOD_CLOSING,
     PERIOD_RATED,
+    TEST_CLOCK_CUSTOMER_ATTACHED,
+    TEST_CLOCK_ADVANCED,
 )

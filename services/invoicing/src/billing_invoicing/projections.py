@@ -6,7 +6,10 @@
   its period and whether it bills (`revision_bills`);
 - billing effects (billing_effects_recorded): each charge or credit, pending until one
   invoice claims it;
-- period closes (the engine's period_closing): the revision each close saw.
+- period closes (the engine's period_closing): the revision each close saw;
+- test clock attachments (the engine's test_clock_customer_attached): which customers live
+  on a test clock, and its time (its advances, which also finalize drafts, are handled by
+  `service.clock_advanced`).
 
 Each handler runs inside the consumer's inbox transaction, so a redelivery changes nothing;
 rows are keyed so that a replayed event (another id, same fact) changes nothing either.
@@ -17,7 +20,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from billing_common.cycle import PeriodClosing
+from billing_common.cycle import PeriodClosing, TestClockCustomerAttached
 from billing_common.db import Connection
 from billing_common.events import CloudEvent
 from billing_customers.events import CustomerCreated, CustomerUpdated
@@ -166,4 +169,15 @@ async def period_closing(conn: Connection, event: CloudEvent[PeriodClosing]) -> 
     data = event.data
     await repository.insert_period_closing(
         conn, event.tenantid, data.saga_id, data.subscription_id, data.subscription_revision
+    )
+
+
+async def test_clock_customer_attached(
+    conn: Connection, event: CloudEvent[TestClockCustomerAttached]
+) -> None:
+    """The customer lives on the clock's time from now on."""
+    data = event.data
+    await repository.advance_test_clock(conn, event.tenantid, data.test_clock_id, data.frozen_time)
+    await repository.attach_to_test_clock(
+        conn, event.tenantid, data.customer_id, data.test_clock_id, data.attached_at
     )

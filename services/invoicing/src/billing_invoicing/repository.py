@@ -440,15 +440,37 @@ async def list_invoices(
 
 
 async def due_drafts(conn: Connection, now: datetime, limit: int) -> list[tuple[str, str]]:
-    """`(tenant_id, invoice_id)` of drafts whose grace period ended by `now`."""
+    """`(tenant_id, invoice_id)` of drafts whose grace period ended by `now` on the real
+    clock: the drafts of customers on a test clock are left to their clock
+    (`due_drafts_on_clock`)."""
     rows = await conn.fetch(
-        "SELECT tenant_id, id FROM invoices WHERE status = 'draft'"
-        " AND finalize_after IS NOT NULL AND finalize_after <= $1 ORDER BY finalize_after, id"
-        " LIMIT $2",
+        "SELECT tenant_id, id FROM invoices i WHERE status = 'draft'"
+        " AND finalize_after IS NOT NULL AND finalize_after <= $1"
+        " AND NOT EXISTS (SELECT 1 FROM test_clock_customers c"
+        "  WHERE c.tenant_id = i.tenant_id AND c.customer_id = i.customer_id)"
+        " ORDER BY finalize_after, id LIMIT $2",
         now,
         limit,
     )
     return [(row["tenant_id"], row["id"]) for row in rows]
+
+
+async def due_drafts_on_clock(
+    conn: Connection, tenant_id: str, test_clock_id: str, clock_time: datetime
+) -> list[StoredInvoice]:
+    """The drafts of the clock's customers whose grace period ended by `clock_time`, locked,
+    in the order their grace periods ended."""
+    rows = await conn.fetch(
+        f"SELECT {_INVOICE_COLUMNS} FROM invoices i WHERE i.tenant_id = $1"
+        " AND i.status = 'draft' AND i.finalize_after IS NOT NULL AND i.finalize_after <= $3"
+        " AND i.customer_id IN (SELECT customer_id FROM test_clock_customers"
+        "  WHERE tenant_id = $1 AND test_clock_id = $2)"
+        " ORDER BY i.finalize_after, i.id FOR UPDATE",
+        tenant_id,
+        test_clock_id,
+        clock_time,
+    )
+    return [_to_stored(row) for row in rows]
 
 
 async def insert_saga(
@@ -553,3 +575,65 @@ async def list_credit_notes(
         for row in rows[:limit]
     ]
     return page, len(rows) > limit
+
+
+# -- test clocks ----------------------------------------------------------------------------------
+
+
+async def advance_test_clock(
+    conn: Connection, tenant_id: str, test_clock_id: str, frozen_time: datetime
+) -> datetime:
+    """Learn a clock's frozen time (an earlier time than the one known is ignored); return
+    the clock's time now known."""
+    known: datetime = await conn.fetchval(
+        "INSERT INTO test_clocks (tenant_id, test_clock_id, frozen_time) VALUES ($1, $2, $3)"
+        " ON CONFLICT (tenant_id, test_clock_id) DO UPDATE"
+        " SET frozen_time = GREATEST(test_clocks.frozen_time, excluded.frozen_time)"
+        " RETURNING frozen_time",
+        tenant_id,
+        test_clock_id,
+        frozen_time,
+    )
+    return known
+
+
+async def attach_to_test_clock(
+    conn: Connection, tenant_id: str, customer_id: str, test_clock_id: str, attached_at: datetime
+) -> None:
+    """The customer follows the clock for good (a repeated attachment changes nothing)."""
+    await conn.execute(
+        "INSERT INTO test_clock_customers (tenant_id, customer_id, test_clock_id, attached_at)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, customer_id) DO NOTHING",
+        tenant_id,
+        customer_id,
+        test_clock_id,
+        attached_at,
+    )
+
+
+async def customer_clock_time(
+    conn: Connection, tenant_id: str, customer_id: str
+) -> datetime | None:
+    """The frozen time of the test clock the customer follows; None when it follows none."""
+    frozen: datetime | None = await conn.fetchval(
+        "SELECT k.frozen_time FROM test_clock_customers c JOIN test_clocks k"
+        " ON k.tenant_id = c.tenant_id AND k.test_clock_id = c.test_clock_id"
+        " WHERE c.tenant_id = $1 AND c.customer_id = $2",
+        tenant_id,
+        customer_id,
+    )
+    return frozen
+
+
+async def invoice_clock_time(conn: Connection, tenant_id: str, invoice_id: str) -> datetime | None:
+    """The frozen time of the test clock the invoice's customer follows, if any."""
+    frozen: datetime | None = await conn.fetchval(
+        "SELECT k.frozen_time FROM invoices i"
+        " JOIN test_clock_customers c"
+        " ON c.tenant_id = i.tenant_id AND c.customer_id = i.customer_id"
+        " JOIN test_clocks k ON k.tenant_id = c.tenant_id AND k.test_clock_id = c.test_clock_id"
+        " WHERE i.tenant_id = $1 AND i.id = $2",
+        tenant_id,
+        invoice_id,
+    )
+    return frozen

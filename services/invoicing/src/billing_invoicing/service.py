@@ -19,6 +19,14 @@ The period's invoice (`bill_period`, the saga step after rating):
    invoice); else a new draft is made, editable for the billed customer's
    `invoice_grace_period_days` (0: finalized at once, in the same transaction).
 
+Customers on a test clock (the engine's `test_clock_customer_attached` and
+`test_clock_advanced`, projected here) live on its time: their period's draft is made when
+the period closed on the clock (its end), editable for the grace period from then, and
+finalized when the clock passes that (`clock_advanced` -> `finalize_due_on_clock`, or
+at once when the clock is past it already), at the instant the grace ended on the clock;
+the real-clock loop (`finalize_due`) leaves them alone. A command on such an invoice
+through the API happens at the clock's frozen time (`invoice_now`).
+
 Finalizing numbers the invoice gaplessly (`numbering`: a counter row per tenant and year,
 taken in the finalize transaction; the year is UTC's, tenants having no timezone yet),
 marks a zero total paid at once and writes `invoice_finalized` to the outbox.
@@ -32,6 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from billing_common.cycle import TestClockAdvanced
 from billing_common.db import Connection
 from billing_common.errors import CurrencyMismatch, NotFound, ServiceUnavailable
 from billing_common.events import CloudEvent
@@ -286,6 +295,11 @@ async def bill_period(
             f"period {period.saga_id} is rated in {period.currency.code}, customer "
             f"{billed.customer_id} is billed in {billed.currency.code}"
         )
+    # On the real clock the draft is made now; on a test clock when the period closed on
+    # it (its end), and the clock is at least there (a later time may already be known).
+    on_clock = await repository.customer_clock_time(conn, tenant_id, billed.customer_id)
+    made_at = now if on_clock is None else period.period_end
+    clock_now = now if on_clock is None else max(on_clock, period.period_end)
     draft = await repository.find_open_draft(
         conn, tenant_id, billed.customer_id, period.period_start, period.period_end, billed.currency
     )
@@ -311,20 +325,22 @@ async def bill_period(
             invoice=invoice,
             subscription_id=period.subscription_id,
             saga_id=period.saga_id,
-            finalize_after=now + timedelta(days=billed.invoice_grace_period_days),
-            created_at=now,
-            updated_at=now,
+            finalize_after=made_at + timedelta(days=billed.invoice_grace_period_days),
+            created_at=made_at,
+            updated_at=made_at,
         )
         await repository.insert_invoice(conn, stored)
     else:
         invoice = _rebuilt(draft.invoice, _merge(draft.invoice.inputs, charges), tax)
-        stored = replace(draft, invoice=invoice, updated_at=now)
+        stored = replace(draft, invoice=invoice, updated_at=clock_now)
         await repository.update_invoice(conn, stored)
     await repository.insert_saga(
         conn, tenant_id, period.saga_id, invoice_id, period.subscription_id, customer.customer_id
     )
-    if stored.finalize_after is not None and stored.finalize_after <= now:
-        stored = await _finalize(conn, outbox, stored, now=now)
+    if stored.finalize_after is not None and stored.finalize_after <= clock_now:
+        # on a test clock: at the instant its grace ended on the clock
+        finalized_at = now if on_clock is None else stored.finalize_after
+        stored = await _finalize(conn, outbox, stored, now=finalized_at)
     return stored
 
 
@@ -452,8 +468,8 @@ async def add_one_off_line(
 
 async def finalize_due(context: ServiceContext, *, now: datetime, limit: int = 100) -> int:
     """Finalize the drafts whose grace period ended by `now`, each in its own transaction;
-    return how many. The background loop calls it with the real clock; a test clock would
-    call it with its own time when it advances."""
+    return how many. The background loop calls it with the real clock; the drafts of
+    customers on a test clock wait for their clock (`finalize_due_on_clock`)."""
     async with context.pool.acquire() as conn:
         due = await repository.due_drafts(conn, now, limit)
     finalized = 0
@@ -470,6 +486,45 @@ async def finalize_due(context: ServiceContext, *, now: datetime, limit: int = 1
             await _finalize(conn, context.outbox, stored, now=now)
             finalized += 1
     return finalized
+
+
+# -- test clocks ----------------------------------------------------------------------------------
+
+
+async def finalize_due_on_clock(
+    conn: Connection, outbox: OutboxWriter, tenant_id: str, test_clock_id: str, *, now: datetime
+) -> list[StoredInvoice]:
+    """Finalize, in the caller's transaction, the drafts of the clock's customers whose
+    grace period ended by the clock's time `now`, each at the instant its grace ended (in
+    that order, so they are numbered as the clock passed them); return them."""
+    finalized = []
+    for stored in await repository.due_drafts_on_clock(conn, tenant_id, test_clock_id, now):
+        assert stored.finalize_after is not None
+        finalized.append(await _finalize(conn, outbox, stored, now=stored.finalize_after))
+    return finalized
+
+
+async def clock_advanced(
+    conn: Connection, outbox: OutboxWriter, event: CloudEvent[TestClockAdvanced]
+) -> list[StoredInvoice]:
+    """The clock moved: its customers' drafts whose grace period it passed are finalized.
+    A late, earlier advance moves nothing back (the latest time known is used)."""
+    data = event.data
+    clock_time = await repository.advance_test_clock(
+        conn, event.tenantid, data.test_clock_id, data.frozen_time
+    )
+    return await finalize_due_on_clock(
+        conn, outbox, event.tenantid, data.test_clock_id, now=clock_time
+    )
+
+
+async def invoice_now(
+    conn: Connection, tenant_id: str, invoice_id: str, *, now: datetime
+) -> datetime:
+    """The time the invoice's customer lives on: its test clock's frozen time if it is
+    attached to one, else `now` (the real time)."""
+    frozen = await repository.invoice_clock_time(conn, tenant_id, invoice_id)
+    return now if frozen is None else frozen
 
 
 # -- reads ----------------------------------------------------------------------------------------
@@ -670,7 +725,8 @@ async def list_credit_notes(
 
 
 class Invoicing:
-    """What the consumer's saga handler needs: an outbox, a clock and the tax adapter."""
+    """What the consumer's saga and test clock handlers need: an outbox, a clock and the
+    tax adapter."""
 
     def __init__(
         self,
@@ -687,3 +743,9 @@ class Invoicing:
         await bill_period(
             conn, self.outbox, event.tenantid, event.data, now=self.clock(), tax=self.tax
         )
+
+    async def test_clock_advanced(
+        self, conn: Connection, event: CloudEvent[TestClockAdvanced]
+    ) -> None:
+        """Finalize the drafts whose grace period the clock passed."""
+        await clock_advanced(conn, self.outbox, event)

@@ -1,6 +1,9 @@
 """HTTP routes the gateway forwards to: thin, one transaction per request.
 
-Each command reads "now" from the runtime's clock once and hands it to the use case.
+Each command reads "now" from the runtime's clock once and hands the use case the time of
+the customer concerned: the same, or its test clock's frozen time when the customer is
+attached to one (`service.customer_now`, `service.subscription_now`), read in the command's
+transaction. The tenant's policy changes on the real clock.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ def routes(runtime: ServiceContext) -> Sequence[BaseRoute]:
         tenant = tenant_of(request)
         body = await parse_body(request, SubscriptionCreate)
         async with runtime.unit_of_work() as conn:
+            now = await service.customer_now(conn, tenant, body.customer_id, now=runtime.clock())
             subscription = await service.create_subscription(
-                conn, runtime.outbox, tenant, body, now=runtime.clock()
+                conn, runtime.outbox, tenant, body, now=now
             )
         return json_response(subscription, status_code=201)
 
@@ -56,8 +60,9 @@ def routes(runtime: ServiceContext) -> Sequence[BaseRoute]:
         subscription_id = _subscription_id(request)
         body = await parse_body(request, SubscriptionCancel)
         async with runtime.unit_of_work() as conn:
+            now = await service.subscription_now(conn, tenant, subscription_id, now=runtime.clock())
             subscription = await service.cancel_subscription(
-                conn, runtime.outbox, tenant, subscription_id, body, now=runtime.clock()
+                conn, runtime.outbox, tenant, subscription_id, body, now=now
             )
         return json_response(subscription)
 
@@ -65,8 +70,9 @@ def routes(runtime: ServiceContext) -> Sequence[BaseRoute]:
         tenant = tenant_of(request)
         subscription_id = _subscription_id(request)
         async with runtime.unit_of_work() as conn:
+            now = await service.subscription_now(conn, tenant, subscription_id, now=runtime.clock())
             subscription = await service.pause_subscription(
-                conn, runtime.outbox, tenant, subscription_id, now=runtime.clock()
+                conn, runtime.outbox, tenant, subscription_id, now=now
             )
         return json_response(subscription)
 
@@ -74,8 +80,9 @@ def routes(runtime: ServiceContext) -> Sequence[BaseRoute]:
         tenant = tenant_of(request)
         subscription_id = _subscription_id(request)
         async with runtime.unit_of_work() as conn:
+            now = await service.subscription_now(conn, tenant, subscription_id, now=runtime.clock())
             subscription = await service.resume_subscription(
-                conn, runtime.outbox, tenant, subscription_id, now=runtime.clock()
+                conn, runtime.outbox, tenant, subscription_id, now=now
             )
         return json_response(subscription)
 
@@ -84,8 +91,9 @@ def routes(runtime: ServiceContext) -> Sequence[BaseRoute]:
         subscription_id = _subscription_id(request)
         body = await parse_body(request, SubscriptionChangePlan)
         async with runtime.unit_of_work() as conn:
+            now = await service.subscription_now(conn, tenant, subscription_id, now=runtime.clock())
             subscription = await service.change_subscription_plan(
-                conn, runtime.outbox, tenant, subscription_id, body, now=runtime.clock()
+                conn, runtime.outbox, tenant, subscription_id, body, now=now
             )
         return json_response(subscription)
 

@@ -1,8 +1,13 @@
 """Wiring of the subscriptions service: its API, the projections of plan versions
-(from pricing) and customers (from customers) it consumes, and the billing clock's steps
-(period closes and trial ends from the engine, see `cycle`)."""
+(from pricing), customers (from customers) and test clocks (from the engine) it consumes,
+and the billing clock's steps (period closes and trial ends from the engine, see `cycle`)."""
 
-from billing_common.cycle import PERIOD_CLOSING, PeriodClosing
+from billing_common.cycle import (
+    PERIOD_CLOSING,
+    TEST_CLOCK_ADVANCED,
+    TEST_CLOCK_CUSTOMER_ATTACHED,
+    PeriodClosing,
+)
 from billing_common.db import Connection
 from billing_common.events import CloudEvent
 from billing_common.runtime import ServiceDefinition, ServiceRuntime
@@ -28,6 +33,8 @@ async def setup(runtime: ServiceRuntime) -> None:
 
     runtime.consumer.handle(PERIOD_CLOSING, on_period_closing)
     runtime.consumer.handle(TRIAL_END_REQUESTED, on_trial_end_requested)
+    runtime.consumer.handle(TEST_CLOCK_CUSTOMER_ATTACHED, projections.test_clock_customer_attached)
+    runtime.consumer.handle(TEST_CLOCK_ADVANCED, projections.test_clock_advanced)
 
 
 definition = ServiceDefinition(

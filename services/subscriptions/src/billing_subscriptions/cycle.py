@@ -13,6 +13,13 @@ test clock; subscriptions moves the subscription on, at the instant the engine n
 Each handler runs in the consumer's inbox transaction and acts only if the subscription
 is still where the event found it (same current period, or still trialing with the same
 trial end), so a redelivery, a retried close or a stale request changes nothing.
+
+On a test clock: the engine's `test_clock_advanced` is keyed by the clock, its closes by
+the customer, so a close for the clock's new time may arrive here before the advance
+does. That is harmless: a renewal happens at the period's end and a trial's end at the
+trial's end, whatever subscriptions knows of the clock. A close or trial end of a clock
+customer also carries the clock's time when the engine found it (`closed_at`,
+`requested_at`), which subscriptions keeps as the clock's time if it is the latest known.
 """
 
 from __future__ import annotations
@@ -41,6 +48,10 @@ async def period_closing(
     """Renew the subscription if the closing period is its current one; return whether it
     renewed."""
     data = event.data
+    if data.test_clock_id is not None:
+        await repository.advance_test_clock(
+            conn, event.tenantid, data.test_clock_id, data.closed_at
+        )
     stored = await repository.get(conn, event.tenantid, data.subscription_id, for_update=True)
     if stored is None:
         logger.warning("period_closing for unknown subscription %s", data.subscription_id)
@@ -64,6 +75,10 @@ async def trial_end_requested(
     """End the trial if the subscription is still trialing until `trial_end`; return
     whether it ended."""
     data = event.data
+    if data.test_clock_id is not None:
+        await repository.advance_test_clock(
+            conn, event.tenantid, data.test_clock_id, data.requested_at
+        )
     stored = await repository.get(conn, event.tenantid, data.subscription_id, for_update=True)
     if stored is None:
         logger.warning("trial_end_requested for unknown subscription %s", data.subscription_id)

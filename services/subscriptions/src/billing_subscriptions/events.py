@@ -18,6 +18,10 @@ Consumed: plan versions from pricing and customers from customers (see `projecti
 and the billing clock's steps (see `cycle`): `billing.engine.period_closing` renews the
 subscription whose period ended, and the command `trial_end_requested` (which the engine
 sends when a trial's end passes on the customer's clock) ends its trial.
+
+Test clocks: the engine's `test_clock_customer_attached` and `test_clock_advanced` (declared
+here, see below) tell which customers live on a test clock and its time; a command on such
+a customer's subscription happens at the clock's time (see `clocks`).
 """
 
 from __future__ import annotations
@@ -180,18 +184,31 @@ TRIAL_END_REQUESTED = Topic(
     kind="command",
 )
 
+
+# -- test clocks (produced by the engine) -----------------------------------------------------
+#
+# Produced by the engine, declared in billing-common's `cycle` (its events import ours);
+# subscriptions and invoicing follow test clocks through them.
+from billing_common.cycle import (  # noqa: E402
+    TEST_CLOCK_ADVANCED,
+    TEST_CLOCK_CUSTOMER_ATTACHED,
+)
+
 PRODUCES: tuple[Topic[Any], ...] = (
     SUBSCRIPTION_CREATED,
     SUBSCRIPTION_UPDATED,
     BILLING_EFFECTS_RECORDED,
 )
 
-#: Plan versions (to subscribe to them), customers (their timezone and currency), and the
-#: billing clock: period closes (renewals) and trial ends.
+#: Plan versions (to subscribe to them), customers (their timezone and currency), the
+#: billing clock: period closes (renewals) and trial ends, and test clocks (the time a
+#: customer on one lives on).
 CONSUMES: tuple[Topic[Any], ...] = (
     PLAN_PUBLISHED,
     CUSTOMER_CREATED,
     CUSTOMER_UPDATED,
     PERIOD_CLOSING,
     TRIAL_END_REQUESTED,
+    TEST_CLOCK_CUSTOMER_ATTACHED,
+    TEST_CLOCK_ADVANCED,
 )

@@ -1,11 +1,16 @@
-"""What subscriptions learn from other services: the plan versions pricing publishes and
-the customers (timezone, currency) customers creates and changes.
+"""What subscriptions learn from other services: the plan versions pricing publishes, the
+customers (timezone, currency) customers creates and changes, and the test clocks the
+engine attaches customers to and advances (the time such a customer lives on, see
+`service.customer_now`).
 
 Each handler runs inside the consumer's inbox transaction, so a redelivery changes nothing.
 """
 
 from __future__ import annotations
 
+import logging
+
+from billing_common.cycle import TestClockAdvanced, TestClockCustomerAttached
 from billing_common.db import Connection
 from billing_common.events import CloudEvent
 from billing_common.money import Money
@@ -14,6 +19,8 @@ from billing_pricing.events import PlanPublished
 from billing_pricing.schemas import PerUnitPrice
 from billing_subscriptions import repository
 from billing_subscriptions.periods import Interval
+
+logger = logging.getLogger(__name__)
 
 
 def plan_version_of(data: PlanPublished) -> repository.PlanVersion:
@@ -62,3 +69,30 @@ async def customer_updated(conn: Connection, event: CloudEvent[CustomerUpdated])
     data = event.data
     customer = repository.KnownCustomer(data.customer_id, data.currency, data.timezone)
     await repository.upsert_customer(conn, event.tenantid, customer, data.updated_at)
+
+
+async def test_clock_customer_attached(
+    conn: Connection, event: CloudEvent[TestClockCustomerAttached]
+) -> None:
+    """The customer lives on the clock's time from now on (the clock's time at the
+    attachment is kept unless a later one is known)."""
+    data = event.data
+    tenant_id = event.tenantid
+    await repository.advance_test_clock(conn, tenant_id, data.test_clock_id, data.frozen_time)
+    if await repository.has_subscriptions(conn, tenant_id, data.customer_id):
+        # The engine refuses to attach a customer it knows subscriptions of; one created
+        # here before this event arrived keeps the real-clock instants it was made at.
+        logger.warning(
+            "customer %s was attached to test clock %s after subscribing",
+            data.customer_id,
+            data.test_clock_id,
+        )
+    await repository.attach_to_test_clock(
+        conn, tenant_id, data.customer_id, data.test_clock_id, data.attached_at
+    )
+
+
+async def test_clock_advanced(conn: Connection, event: CloudEvent[TestClockAdvanced]) -> None:
+    """The clock's customers live at its new time (a late, earlier advance changes nothing)."""
+    data = event.data
+    await repository.advance_test_clock(conn, event.tenantid, data.test_clock_id, data.frozen_time)

@@ -4,6 +4,13 @@ A use case loads what it needs (the subscription locked, the plan versions, the 
 the tenant's policy), calls one domain transition with the instant `now` it is given (the
 seam for test clocks: the caller decides what "now" is), saves the new state, and adds the
 events the change causes to the outbox in the same transaction.
+
+Test clocks: a customer attached to one lives on its time everywhere, as in Stripe. The
+API asks `customer_now` / `subscription_now` for the time of the customer concerned (the
+clock's frozen time, else the real time) and hands that to the use case, so a start
+"now", a cancellation, a pause, a resumption or a plan change of a clock customer happens,
+and is prorated and announced, at the clock's time. The engine's steps (renewals, trial
+ends) already happen at the boundary they name (`cycle`).
 """
 
 from __future__ import annotations
@@ -168,6 +175,27 @@ async def _plan_version(
     raise UnknownPlan(
         message, errors=[{"field": "plan_id", "message": message, "type": "unknown_plan"}]
     )
+
+
+# -- the customer's clock ---------------------------------------------------------------------
+
+
+async def customer_now(
+    conn: Connection, tenant_id: str, customer_id: str, *, now: datetime
+) -> datetime:
+    """The time the customer lives on: its test clock's frozen time if it is attached to
+    one, else `now` (the real time)."""
+    frozen = await repository.customer_clock_time(conn, tenant_id, customer_id)
+    return now if frozen is None else frozen
+
+
+async def subscription_now(
+    conn: Connection, tenant_id: str, subscription_id: str, *, now: datetime
+) -> datetime:
+    """The time the subscription's customer lives on (`customer_now`); `now` for a
+    subscription that does not exist (the use case then says so)."""
+    frozen = await repository.subscription_clock_time(conn, tenant_id, subscription_id)
+    return now if frozen is None else frozen
 
 
 # -- policy -----------------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""Billing scenarios on test clocks, each with amounts computed by hand, and the ledger
+balanced after each: a trial converting to paid, a downgrade at period end, a credit note,
+a parent billed for two children."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from tests.e2e.billing import World, money
+from tests.e2e.support import Api, assert_problem, eventually
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_trial_bills_nothing_then_converts_to_a_full_paid_period(api: Api) -> None:
+    world = World(api)
+    world.setup()
+    plan = world.plan("trial", "20", trial_days=14)
+    customer = world.customer("trialist")
+    subscription = world.subscribe(customer, plan)
+    assert subscription["status"] == "trialing"
+    assert subscription["trial_end"] is not None
+
+    world.advance(days=15)
+    converted = world.get(f"/v1/subscriptions/{subscription['id']}")
+    assert converted["status"] == "active"
+    assert world.invoices(customer) == []  # the trial itself is never invoiced
+
+    world.advance(days=31)
+    [invoice] = world.invoices(customer)
+    assert invoice["status"] == "finalized"
+    # The first paid period starts when the trial ends and pays the whole fee: 20.
+    fees = [money(line["amount"]) for line in invoice["lines"] if line["kind"] == "base_fee"]
+    assert fees == [Decimal(20)]
+    assert money(invoice["total"]) == Decimal(20)
+    world.assert_ledger_balanced()
+
+
+def test_a_downgrade_takes_effect_at_period_end(api: Api) -> None:
+    world = World(api)
+    world.setup()
+    pro = world.plan("pro", "60")
+    basic = world.plan("basic", "20")
+    customer = world.customer("downgrader")
+    subscription = world.subscribe(customer, pro)
+    changed = world.post(f"/v1/subscriptions/{subscription['id']}/change_plan", {"plan_id": basic})
+    assert changed["plan_id"] == pro  # still on pro until the period ends
+    assert changed["scheduled_plan_id"] == basic
+
+    world.advance(days=32)
+    world.advance(days=31)
+    first, second = world.invoices(customer)[:2]
+    # The first period on pro (60), the second on basic (20): no proration either way.
+    assert money(first["total"]) == Decimal(60)
+    assert money(second["total"]) == Decimal(20)
+    renewed = world.get(f"/v1/subscriptions/{subscription['id']}")
+    assert renewed["plan_id"] == basic
+    world.assert_ledger_balanced()
+
+
+def test_a_credit_note_returns_a_line_to_the_customers_balance(api: Api) -> None:
+    world = World(api)
+    world.setup()
+    plan = world.plan("credited", "49", unit_price="0.10")
+    customer = world.customer("credited")
+    world.subscribe(customer, plan)
+    world.send_calls(customer, 300, world.start + timedelta(seconds=5))
+    world.advance(days=32)
+    [invoice] = world.invoices(customer)
+    assert money(invoice["total"]) == Decimal(79)  # 49 + 300 x 0.10
+    [usage_line] = [line for line in invoice["lines"] if line["kind"] == "usage"]
+
+    note = world.post(
+        "/v1/credit_notes",
+        {
+            "invoice_id": invoice["id"],
+            "lines": [{"line_id": usage_line["id"]}],
+            "reason": "product_unsatisfactory",
+            "outcome": "customer_balance",
+        },
+    )
+    assert money(note["total"]) == Decimal(30)
+    again = api.client.post(
+        "/v1/credit_notes",
+        json={
+            "invoice_id": invoice["id"],
+            "lines": [{"line_id": usage_line["id"], "amount": {"amount": "1", "currency": "USD"}}],
+            "reason": "other",
+            "outcome": "customer_balance",
+        },
+    )
+    assert_problem(again, 409, "credit_note_exceeds_line")
+
+    def credited() -> None:
+        [balance] = world.get(f"/v1/customers/{customer['id']}/balance")["balances"]
+        assert money(balance["accounts_receivable"]) == Decimal(79)
+        assert money(balance["customer_credit"]) == Decimal(30)
+        assert money(balance["net_owed"]) == Decimal(49)
+
+    eventually(credited)
+    world.assert_ledger_balanced()
+
+
+def test_a_parent_is_billed_for_its_two_children_on_one_invoice(api: Api) -> None:
+    world = World(api)
+    world.setup()
+    plan = world.plan("family", "10", unit_price="0.50")
+    parent = world.customer("parent", invoice_grace_period_days=1)
+    children = [
+        world.customer(f"child{n}", parent_id=parent["id"], bill_to_parent=True) for n in (1, 2)
+    ]
+    for n, child in enumerate(children, start=1):
+        world.subscribe(child, plan)
+        world.send_calls(child, 10 * n, world.start + timedelta(seconds=5))
+
+    to = world.start + timedelta(days=32)
+    world.post(f"/v1/test_clocks/{world.clock['id']}/advance", {"to": to.isoformat()})
+
+    def consolidated() -> dict[str, object]:
+        invoices = world.invoices(parent)
+        assert len(invoices) == 1, invoices
+        [invoice] = invoices
+        billed_for = {line["child_customer_id"] for line in invoice["lines"]}
+        assert billed_for == {child["id"] for child in children}, invoice["lines"]
+        return invoice
+
+    invoice = eventually(consolidated, timeout=120, interval=1.0)
+    if invoice["status"] == "draft":  # still in the parent's grace period: finalize now
+        world.post(f"/v1/invoices/{invoice['id']}/finalize")
+    [final] = world.invoices(parent)
+    assert final["status"] == "finalized"
+    # Each child: base fee 10; usage 10 x 0.50 = 5 and 20 x 0.50 = 10.
+    assert money(final["total"]) == Decimal(35)
+    assert all(world.invoices(child) == [] for child in children)
+    world.assert_ledger_balanced()
