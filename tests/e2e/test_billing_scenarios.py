@@ -4,12 +4,14 @@ a parent billed for two children."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from decimal import Decimal
+import time
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 import pytest
 
-from tests.e2e.billing import World, money
+from tests.e2e.billing import World, cents, money
 from tests.e2e.support import Api, assert_problem, eventually
 
 pytestmark = pytest.mark.e2e
@@ -135,4 +137,100 @@ def test_a_parent_is_billed_for_its_two_children_on_one_invoice(api: Api) -> Non
     # Each child: base fee 10; usage 10 x 0.50 = 5 and 20 x 0.50 = 10.
     assert money(final["total"]) == Decimal(35)
     assert all(world.invoices(child) == [] for child in children)
+    world.assert_ledger_balanced()
+
+
+PICO = Decimal("0.000000000001")
+
+
+def used(fee: Decimal, days: int, period_days: int) -> Decimal:
+    """The subscriptions domain's part of `fee` used by `days` of a period, to the pico-unit."""
+    return (fee * days / period_days).quantize(PICO, rounding=ROUND_HALF_UP)
+
+
+def period_days(subscription: dict[str, Any]) -> int:
+    start = datetime.fromisoformat(subscription["current_period_start"])
+    end = datetime.fromisoformat(subscription["current_period_end"])
+    return (end.date() - start.date()).days
+
+
+def advance_on_clock(world: World, days: int) -> None:
+    """Advance within a period, then give subscriptions a moment to learn the clock's time
+    (the advance reaches it as an event)."""
+    world.advance(days=days)
+    time.sleep(1.5)
+
+
+def test_a_mid_period_upgrade_credits_the_old_plan_and_charges_the_new_one(api: Api) -> None:
+    world = World(api)
+    world.setup()
+    pro = world.plan("pro", "30")
+    premium = world.plan("premium", "60")
+    customer = world.customer("upgrader")
+    subscription = world.subscribe(customer, pro)
+    days = period_days(subscription)
+    advance_on_clock(world, 10)
+    upgraded = world.post(
+        f"/v1/subscriptions/{subscription['id']}/change_plan", {"plan_id": premium}
+    )
+    assert upgraded["plan_id"] == premium  # an upgrade takes effect now
+    world.advance(days=25)
+    [invoice] = world.invoices(customer)
+    credit = -(Decimal(30) - used(Decimal(30), 10, days))
+    charge = Decimal(60) - used(Decimal(60), 10, days)
+    lines = sorted((line["kind"], money(line["amount"])) for line in invoice["lines"])
+    assert [line for line in lines if line[0] == "base_fee"] == [("base_fee", Decimal(30))]
+    assert sorted(amount for kind, amount in lines if kind == "proration") == [
+        cents(credit),
+        cents(charge),
+    ]
+    assert money(invoice["total"]) == Decimal(30) + cents(credit) + cents(charge)
+    world.assert_ledger_balanced()
+
+
+def test_cancel_now_makes_a_final_prorated_invoice(api: Api) -> None:
+    world = World(api)
+    world.setup()
+    plan = world.plan("leaver", "30", unit_price="1")
+    customer = world.customer("leaver")
+    subscription = world.subscribe(customer, plan)
+    days = period_days(subscription)
+    world.send_calls(customer, 4, world.start + timedelta(seconds=5))
+    advance_on_clock(world, 6)
+    canceled = world.post(f"/v1/subscriptions/{subscription['id']}/cancel", {"at": "now"})
+    assert canceled["status"] == "canceled"
+
+    def final_invoice() -> dict[str, Any]:
+        invoices = world.invoices(customer)
+        assert len(invoices) == 1, invoices
+        assert invoices[0]["status"] == "finalized", invoices[0]
+        invoice: dict[str, Any] = invoices[0]
+        return invoice
+
+    invoice = eventually(final_invoice, timeout=120, interval=1.0)
+    credit = -(Decimal(30) - used(Decimal(30), 6, days))
+    # The period's fee, the unused rest credited, and the 4 calls at 1 each.
+    assert money(invoice["total"]) == Decimal(30) + cents(credit) + Decimal(4)
+    world.assert_ledger_balanced()
+
+
+def test_a_paused_stretch_of_a_period_is_not_billed(api: Api) -> None:
+    world = World(api)
+    world.setup()
+    plan = world.plan("pauser", "30")
+    customer = world.customer("pauser")
+    subscription = world.subscribe(customer, plan)
+    days = period_days(subscription)
+    advance_on_clock(world, 10)
+    paused = world.post(f"/v1/subscriptions/{subscription['id']}/pause")
+    assert paused["status"] == "paused"
+    advance_on_clock(world, 10)
+    resumed = world.post(f"/v1/subscriptions/{subscription['id']}/resume")
+    assert resumed["status"] == "active"
+    world.advance(days=15)
+    [invoice] = world.invoices(customer)
+    credit = -(Decimal(30) - used(Decimal(30), 10, days))
+    charge = Decimal(30) - used(Decimal(30), 20, days)
+    # Days 10 to 20 were paused: the fee, less the rest from day 10, plus the rest from 20.
+    assert money(invoice["total"]) == Decimal(30) + cents(credit) + cents(charge)
     world.assert_ledger_balanced()

@@ -71,6 +71,13 @@ class TestDueWork:
         assert all(w.clock_time == NOW and w.test_clock_id is None for w in work)
         assert work[0].saga_id == saga_id("sub_1", utc(3))
 
+    def test_a_subscription_canceled_now_closes_its_period_at_once(self) -> None:
+        canceled = sub("sub_1", status="canceled", period=(utc(4), utc(5)))
+        never_billed = sub("sub_2", status="canceled", period=None)  # canceled in its trial
+        [work] = due_work([canceled, never_billed], {}, now=NOW)
+        assert (work.kind, work.boundary, work.clock_time) == (WorkKind.CLOSE_PERIOD, NOW, NOW)
+        assert work.saga_id == saga_id("sub_1", utc(4))
+
     def test_a_test_clock_customer_follows_its_frozen_time_not_the_real_clock(self) -> None:
         on_clock = sub("sub_1", "cus_clock", period=(utc(1), utc(2)))
         real = sub("sub_2", "cus_real", period=(utc(1), utc(2)))
@@ -102,7 +109,7 @@ class TestDueWork:
             ("active", True),
             ("past_due", True),
             ("paused", True),
-            ("canceled", False),
+            ("canceled", True),  # canceled now: its period closes once, for the final invoice
             ("ended", False),
         ],
     )

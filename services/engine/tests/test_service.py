@@ -177,12 +177,19 @@ class TestStartingAPeriodClose:
         await feed.subscription(
             new_subscription(), new_customer(), period=(utc(2026, 4), utc(2026, 5))
         )
-        await feed.subscription(new_subscription(), new_customer(), status="canceled")
+        canceled = new_subscription()
+        await feed.subscription(canceled, new_customer(), status="canceled")
         await feed.subscription(new_subscription(), new_customer(), status="ended")
         paused = new_subscription()
         await feed.subscription(paused, new_customer(), status="paused")
         tick = await billing_clock.tick(runtime)
-        assert [w.subscription.subscription_id for w in tick.started] == [paused]
+        # A paused subscription's period closes; a canceled one's closes once (the final
+        # invoice); an ended one has nothing left.
+        assert sorted(w.subscription.subscription_id for w in tick.started) == sorted(
+            [paused, canceled]
+        )
+        again = await billing_clock.tick(runtime)
+        assert [w.subscription.subscription_id for w in again.started] == []
 
 
 class TestTrialEnds:

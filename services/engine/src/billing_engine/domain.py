@@ -10,7 +10,9 @@ else the real clock. A subscription has work due when its clock reaches a bounda
   (a saga, `PERIOD_CLOSING`);
 - the end of its trial, if it is `trialing` (no period yet) -> a trial end
   (`trial_end_requested`; the first period starts then, and closes at its own end);
-- nothing for `canceled` and `ended` subscriptions.
+- its current period right away, once, if it was `canceled` now (its final invoice: the
+  credit of the unused rest and the usage so far); nothing more for `canceled` and
+  `ended` subscriptions.
 
 Work is started in the order of its boundary (then subscription id); one subscription has
 at most one piece of work due at a time, because its next period only becomes known when
@@ -41,6 +43,7 @@ from billing_common.errors import Conflict, NotFound, ValidationFailed
 
 #: Statuses whose current period closes when it ends.
 CLOSING_STATUSES = frozenset({"active", "past_due", "paused"})
+CANCELED = "canceled"
 TRIALING = "trialing"
 
 
@@ -151,6 +154,14 @@ def work_of(
             return DueWork(
                 WorkKind.CLOSE_PERIOD, sub, sub.current_period_end, clock_time, test_clock_id
             )
+        return None
+    if sub.status == CANCELED:
+        # Canceled now, inside a period: that period closes at once (the final invoice).
+        # Canceled at a period's end, the close came first; the repository leaves out
+        # periods whose close exists.
+        if sub.current_period_start is not None and sub.current_period_end is not None:
+            boundary = min(sub.current_period_end, clock_time)
+            return DueWork(WorkKind.CLOSE_PERIOD, sub, boundary, clock_time, test_clock_id)
         return None
     if sub.status == TRIALING and sub.trial_end is not None and sub.trial_end <= clock_time:
         return DueWork(WorkKind.END_TRIAL, sub, sub.trial_end, clock_time, test_clock_id)

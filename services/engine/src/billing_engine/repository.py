@@ -102,7 +102,10 @@ async def list_clocks(
 
 _DUE = (
     "((s.status = ANY($3::TEXT[]) AND s.current_period_end <= {time})"
-    " OR (s.status = $4 AND s.trial_end <= {time}))"
+    " OR (s.status = $4 AND s.trial_end <= {time})"
+    " OR (s.status = 'canceled' AND s.current_period_start IS NOT NULL"
+    "   AND NOT EXISTS (SELECT 1 FROM sagas g WHERE g.subscription_id = s.subscription_id"
+    "     AND g.period_start = s.current_period_start)))"
 )
 
 
@@ -271,6 +274,10 @@ async def due_candidates(
         " OR (s.status = $4 AND s.trial_end <= COALESCE(k.frozen_time, $1)"
         "   AND NOT EXISTS (SELECT 1 FROM trial_ends t"
         "     WHERE t.subscription_id = s.subscription_id AND t.trial_end = s.trial_end))"
+        # Canceled now: the period it was canceled in closes once, right away.
+        " OR (s.status = 'canceled' AND s.current_period_start IS NOT NULL"
+        "   AND NOT EXISTS (SELECT 1 FROM sagas g WHERE g.subscription_id = s.subscription_id"
+        "     AND g.period_start = s.current_period_start))"
         " ORDER BY COALESCE(s.current_period_end, s.trial_end), s.subscription_id"
         " LIMIT $2",
         now,
