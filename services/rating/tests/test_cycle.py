@@ -20,7 +20,7 @@ from billing_metering.events import PERIOD_USAGE_COMPUTED, PeriodUsage, PeriodUs
 from billing_rating import cycle
 from billing_rating.events import PERIOD_RATED
 
-from .conftest import CALLS, NOW, STORAGE, TENANT, plan_published, project
+from .conftest import CALLS, NOW, STORAGE, TENANT, plan_published, project, usd
 
 pytestmark = pytest.mark.service
 
@@ -42,7 +42,10 @@ class Context:
 
 async def test_a_closing_period_is_rated_with_its_plan_version(rating_pool: Pool) -> None:
     plan_id = PlanId.new()
-    await project(rating_pool, plan_published(plan_id, 1, CALLS, STORAGE))
+    await project(
+        rating_pool,
+        plan_published(plan_id, 1, CALLS, STORAGE, minimum_commitment=usd("100")),
+    )
     context = Context(rating_pool, OutboxWriter(source="rating", clock=lambda: NOW), lambda: NOW)
     computed = new_event(
         PERIOD_USAGE_COMPUTED,
@@ -76,6 +79,8 @@ async def test_a_closing_period_is_rated_with_its_plan_version(rating_pool: Pool
     assert row["key"] == "cus_1"
     assert rated.data.saga_id == computed.data.saga_id
     assert rated.data.currency.code == "USD"
+    assert rated.data.minimum_commitment is not None
+    assert rated.data.minimum_commitment.amount == "100"
     # 100 x 0.10 + 1400 x 0.05 = 80; 10 GB x 0.023 = 0.23; gpu_hours is not charged.
     assert [
         (line.charge_key, line.group, str(line.amount.amount)) for line in rated.data.lines

@@ -47,13 +47,16 @@ async def setup(runtime: ServiceRuntime) -> None:
     """Project every topic of `events.CONSUMES`; bill rated periods; start the grace loop."""
     invoicing = service.Invoicing(runtime.outbox, runtime.clock)
     consumer = runtime.consumer
-    consumer.handle(CUSTOMER_CREATED, projections.customer_created)
-    consumer.handle(CUSTOMER_UPDATED, projections.customer_updated)
-    consumer.handle(SUBSCRIPTION_CREATED, projections.subscription_created)
-    consumer.handle(SUBSCRIPTION_UPDATED, projections.subscription_updated)
-    consumer.handle(BILLING_EFFECTS_RECORDED, projections.billing_effects_recorded)
-    consumer.handle(PERIOD_CLOSING, projections.period_closing)
-    consumer.handle(PERIOD_RATED, invoicing.period_rated)
+    # A rated period whose projections lag is parked (not retried in place); each
+    # projection of a customer then bills the periods parked for it.
+    resuming = invoicing.resuming
+    consumer.handle(CUSTOMER_CREATED, resuming(projections.customer_created))
+    consumer.handle(CUSTOMER_UPDATED, resuming(projections.customer_updated))
+    consumer.handle(SUBSCRIPTION_CREATED, resuming(projections.subscription_created))
+    consumer.handle(SUBSCRIPTION_UPDATED, resuming(projections.subscription_updated))
+    consumer.handle(BILLING_EFFECTS_RECORDED, resuming(projections.billing_effects_recorded))
+    consumer.handle(PERIOD_CLOSING, resuming(projections.period_closing))
+    consumer.handle(PERIOD_RATED, invoicing.bill_or_park)
     consumer.handle(TEST_CLOCK_CUSTOMER_ATTACHED, projections.test_clock_customer_attached)
     consumer.handle(TEST_CLOCK_ADVANCED, invoicing.test_clock_advanced)
     runtime.spawn(finalize_drafts_periodically(runtime), name="finalize-drafts")

@@ -637,3 +637,50 @@ async def invoice_clock_time(conn: Connection, tenant_id: str, invoice_id: str) 
         invoice_id,
     )
     return frozen
+
+
+# -- rated periods waiting for their projections --------------------------------------------------
+
+
+async def park_period(
+    conn: Connection,
+    tenant_id: str,
+    saga_id: uuid.UUID,
+    customer_id: str,
+    period_start: datetime,
+    payload: str,
+    reason: str,
+    now: datetime,
+) -> None:
+    """Keep a rated period whose projections lag (a re-emitted one replaces it)."""
+    await conn.execute(
+        "INSERT INTO parked_periods (saga_id, tenant_id, customer_id, period_start, payload,"
+        " reason, parked_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (saga_id)"
+        " DO UPDATE SET payload = EXCLUDED.payload, reason = EXCLUDED.reason,"
+        " parked_at = EXCLUDED.parked_at",
+        saga_id,
+        tenant_id,
+        customer_id,
+        period_start,
+        payload,
+        reason,
+        now,
+    )
+
+
+async def parked_periods_of(conn: Connection, tenant_id: str, customer_id: str) -> list[str]:
+    """The payloads of the periods parked for `customer_id` or a child billed to it, oldest
+    period first, locked (another transaction's are skipped)."""
+    rows = await conn.fetch(
+        "SELECT payload FROM parked_periods WHERE tenant_id = $1 AND (customer_id = $2"
+        " OR customer_id IN (SELECT customer_id FROM customers WHERE tenant_id = $1"
+        " AND parent_id = $2 AND bill_to_parent))"
+        " ORDER BY period_start, saga_id FOR UPDATE SKIP LOCKED",
+        tenant_id,
+        customer_id,
+    )
+    return [row["payload"] for row in rows]
+
+
+async def unpark_period(conn: Connection, saga_id: uuid.UUID) -> None:
+    await conn.execute("DELETE FROM parked_periods WHERE saga_id = $1", saga_id)

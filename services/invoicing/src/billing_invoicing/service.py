@@ -6,7 +6,8 @@ The period's invoice (`bill_period`, the saga step after rating):
 2. the projections must be current: the customer (and the parent it is billed to) known,
    the subscription revision current at the period's close seen, and the billing effects
    of the last revision up to it that bills (`projections.revision_bills`) arrived;
-   otherwise `ProjectionBehind`, retryable, and the inbox consumer retries shortly. The
+   otherwise `ProjectionBehind`, and the consumer parks the period (`Invoicing.bill_or_park`)
+   until a projection of its customer arrives (`Invoicing.resuming`). The
    revision current at the close is the one the engine's `period_closing` saw when
    invoicing has it; without it, the snapshots must have reached the period's end and
    the revisions made before it count;
@@ -36,14 +37,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 from billing_common.cycle import TestClockAdvanced
 from billing_common.db import Connection
 from billing_common.errors import CurrencyMismatch, NotFound, ServiceUnavailable
-from billing_common.events import CloudEvent
+from billing_common.events import CloudEvent, DataT
 from billing_common.ids import CreditNoteId, CustomerId, InvoiceId
 from billing_common.money import Money
 from billing_common.outbox import OutboxWriter
@@ -743,6 +744,66 @@ class Invoicing:
         await bill_period(
             conn, self.outbox, event.tenantid, event.data, now=self.clock(), tax=self.tax
         )
+
+    async def bill_or_park(self, conn: Connection, event: CloudEvent[PeriodRated]) -> None:
+        """The saga step as the consumer runs it: the period's invoice, or, while the
+        projections it needs lag, the period parked until they arrive (`resuming`).
+
+        Not retried in place: the consumer reads all its topics in one sequence, so the
+        retry would hold back the very projection it waits for, and the period would end
+        in the dead-letter topic (and, many in a row, halt the consumer).
+        """
+        period = event.data
+        try:
+            async with conn.transaction():  # a savepoint: a parked attempt leaves nothing
+                await self.period_rated(conn, event)
+        except ProjectionBehind as behind:
+            await repository.park_period(
+                conn,
+                event.tenantid,
+                period.saga_id,
+                period.customer_id,
+                period.period_start,
+                period.model_dump_json(),
+                behind.detail,
+                self.clock(),
+            )
+            logger.info("parked period %s: %s", period.saga_id, behind.detail)
+            return
+        await repository.unpark_period(conn, period.saga_id)
+
+    async def resume_parked(self, conn: Connection, tenant_id: str, customer_id: str) -> int:
+        """Bill the parked periods of `customer_id` (and of the children billed to it) whose
+        projections have arrived; return how many. One that still cannot be billed stays
+        parked (the engine's re-emission of its close is the backstop)."""
+        billed = 0
+        for payload in await repository.parked_periods_of(conn, tenant_id, customer_id):
+            period = PeriodRated.model_validate_json(payload)
+            try:
+                async with conn.transaction():
+                    await bill_period(
+                        conn, self.outbox, tenant_id, period, now=self.clock(), tax=self.tax
+                    )
+            except ProjectionBehind:
+                continue
+            except Exception:  # never fail the projection that triggered the attempt
+                logger.warning("billing parked period %s failed", period.saga_id, exc_info=True)
+                continue
+            await repository.unpark_period(conn, period.saga_id)
+            billed += 1
+        return billed
+
+    def resuming(
+        self, handler: Callable[[Connection, CloudEvent[DataT]], Awaitable[None]]
+    ) -> Callable[[Connection, CloudEvent[DataT]], Awaitable[None]]:
+        """`handler` (a projection), then the parked periods of the event's customer (its
+        subject), in the same inbox transaction."""
+
+        async def handle(conn: Connection, event: CloudEvent[DataT]) -> None:
+            await handler(conn, event)
+            await self.resume_parked(conn, event.tenantid, event.subject)
+
+        return handle
 
     async def test_clock_advanced(
         self, conn: Connection, event: CloudEvent[TestClockAdvanced]

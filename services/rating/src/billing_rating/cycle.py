@@ -45,6 +45,11 @@ async def period_usage_computed(
             period_end=computed.period_end,
             currency=plan.sheet.currency,
             lines=[public_line(line, line.charge_id in plan.overridden) for line in lines],
+            minimum_commitment=(
+                None
+                if plan.plan.minimum_commitment is None
+                else plan.plan.minimum_commitment.to_money().to_public()
+            ),
             rated_at=runtime.clock(),
         ),
         subject=computed.customer_id,

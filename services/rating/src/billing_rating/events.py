@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, Field
 
 from billing_common.currency import Currency
 from billing_common.cycle import CyclePeriod
 from billing_common.events import Topic
+from billing_common.money import MoneyPublic
 from billing_metering.events import PERIOD_USAGE_COMPUTED
 from billing_pricing.events import PLAN_PUBLISHED, PRICE_OVERRIDE_SET
 from billing_rating.schemas import RatedLine
@@ -26,6 +27,11 @@ class PeriodRated(CyclePeriod):
 
     currency: Currency
     lines: list[RatedLine]
+    minimum_commitment: MoneyPublic | None = Field(
+        default=None,
+        description="the plan version's minimum per period: invoicing tops the period's "
+        "charges up to it",
+    )
     rated_at: AwareDatetime
 
 
