@@ -25,10 +25,11 @@ pytestmark = pytest.mark.service
 
 def test_the_service_declares_its_topics_and_migrations() -> None:
     assert definition.has_migrations
-    assert definition.produces == ()
+    assert [topic.name for topic in definition.produces] == ["billing.rating.period_rated"]
     assert [topic.name for topic in events.CONSUMES] == [
         "billing.pricing.plan_published",
         "billing.pricing.price_override_set",
+        "billing.metering.period_usage_computed",
     ]
 
 
