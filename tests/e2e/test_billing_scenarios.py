@@ -1,6 +1,6 @@
 """Billing scenarios on test clocks, each with amounts computed by hand, and the ledger
 balanced after each: a trial converting to paid, a downgrade at period end, a credit note,
-a parent billed for two children."""
+a parent billed for two children, a minimum commitment with a coupon."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.billing import World, cents, money
+from tests.e2e.billing import World, cents, money, usd
 from tests.e2e.support import Api, assert_problem, eventually
 
 pytestmark = pytest.mark.e2e
@@ -232,4 +232,50 @@ def test_a_paused_stretch_of_a_period_is_not_billed(api: Api) -> None:
     charge = Decimal(30) - used(Decimal(30), 20, days)
     # Days 10 to 20 were paused: the fee, less the rest from day 10, plus the rest from 20.
     assert money(invoice["total"]) == Decimal(30) + cents(credit) + cents(charge)
+    world.assert_ledger_balanced()
+
+
+def test_a_minimum_commitment_true_up_and_a_percentage_coupon(api: Api) -> None:
+    world = World(api)
+    world.setup()
+    plan = world.plan("committed", "49", unit_price="1", minimum_commitment=usd("100"))
+    coupon = world.post(
+        "/v1/coupons",
+        {
+            "code": f"TEN-{world.suffix}",
+            "name": "Ten percent",
+            "percent_off": "10",
+            "duration": "forever",
+        },
+    )
+    customer = world.customer("committed")
+    subscription = world.subscribe(customer, plan, coupons=[coupon["id"]])
+    assert subscription["coupons"] == [
+        {"coupon_id": coupon["id"], "code": coupon["code"], "start_period": 0}
+    ]
+    world.send_calls(customer, 30, world.start + timedelta(seconds=5))
+    world.advance(days=32)
+
+    def first_invoice() -> dict[str, Any]:
+        invoices = world.invoices(customer)
+        assert invoices, invoices
+        assert invoices[0]["status"] == "finalized", invoices[0]
+        invoice: dict[str, Any] = invoices[0]
+        return invoice
+
+    invoice = eventually(first_invoice, timeout=120, interval=1.0)
+    # Base fee 49 + 30 calls at 1 = 79 billed, short of the minimum 100: true-up 21.
+    lines = [(line["kind"], money(line["amount"])) for line in invoice["lines"]]
+    assert lines == [
+        ("base_fee", Decimal(49)),
+        ("usage", Decimal(30)),
+        ("minimum_commitment", Decimal(21)),
+    ]
+    # 10 % off the subtotal of 100, before tax: 10; total 90.
+    assert [(d["coupon_code"], money(d["amount"])) for d in invoice["discounts"]] == [
+        (coupon["code"], Decimal(10))
+    ]
+    assert money(invoice["subtotal"]) == Decimal(100)
+    assert money(invoice["discount_total"]) == Decimal(10)
+    assert money(invoice["total"]) == Decimal(90)
     world.assert_ledger_balanced()

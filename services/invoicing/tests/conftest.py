@@ -25,6 +25,8 @@ from billing_common.runtime import ServiceRuntime
 from billing_customers.events import CUSTOMER_CREATED, CustomerCreated
 from billing_invoicing import api, projections, service
 from billing_invoicing.app import definition
+from billing_pricing.events import COUPON_CREATED, CouponCreated
+from billing_pricing.schemas import CouponId
 from billing_rating.events import PERIOD_RATED, PeriodRated
 from billing_subscriptions.events import (
     BILLING_EFFECTS_RECORDED,
@@ -109,11 +111,19 @@ def customer_created(
 class Subscription:
     """One subscription of a customer on a 30 USD/month plan, and the events it makes."""
 
-    def __init__(self, customer_id: CustomerId, *, fee: str = "30") -> None:
+    def __init__(
+        self,
+        customer_id: CustomerId,
+        *,
+        fee: str = "30",
+        coupons: tuple[tuple[str, int], ...] = (),
+    ) -> None:
+        """`coupons`: `(coupon_id, start_period)` per coupon the subscription carries."""
         self.id = SubscriptionId.new()
         self.customer_id = customer_id
         self.plan_id = PlanId.new()
         self.fee = fee
+        self.coupons = coupons
 
     def _fields(
         self, revision: int, status: str, start: datetime, end: datetime, **more: Any
@@ -144,6 +154,10 @@ class Subscription:
             "paused_at": None,
             "canceled_at": None,
             "ended_at": None,
+            "coupons": [
+                {"coupon_id": coupon_id, "code": f"CODE-{coupon_id[-6:]}", "start_period": start}
+                for coupon_id, start in self.coupons
+            ],
             "created_at": APRIL,
             "updated_at": APRIL,
         }
@@ -224,7 +238,12 @@ class Subscription:
         return parsed(PERIOD_CLOSING, data, self.customer_id)
 
     def rated(
-        self, start: datetime = APRIL, end: datetime = MAY, *, usage: str | None = "3.5"
+        self,
+        start: datetime = APRIL,
+        end: datetime = MAY,
+        *,
+        usage: str | None = "3.5",
+        minimum: str | None = None,
     ) -> CloudEvent[PeriodRated]:
         lines = []
         if usage is not None:
@@ -259,10 +278,40 @@ class Subscription:
                 "period_end": end,
                 "currency": "USD",
                 "lines": lines,
+                "minimum_commitment": (
+                    None if minimum is None else {"amount": minimum, "currency": "USD"}
+                ),
                 "rated_at": end,
             }
         )
         return parsed(PERIOD_RATED, data, self.customer_id)
+
+
+def coupon_created(
+    code: str,
+    *,
+    percent_off: str | None = None,
+    amount_off: str | None = None,
+    duration: str = "forever",
+    duration_periods: int | None = None,
+    plan_ids: tuple[PlanId, ...] = (),
+) -> CloudEvent[CouponCreated]:
+    """Pricing's `coupon_created`; `amount_off` in USD major units."""
+    coupon_id = CouponId.new()
+    data = CouponCreated.model_validate(
+        {
+            "coupon_id": coupon_id,
+            "code": code,
+            "name": code.title(),
+            "percent_off": percent_off,
+            "amount_off": None if amount_off is None else wire(amount_off),
+            "duration": duration,
+            "duration_periods": duration_periods,
+            "plan_ids": list(plan_ids),
+            "created_at": APRIL - timedelta(days=1),
+        }
+    )
+    return parsed(COUPON_CREATED, data, coupon_id)
 
 
 # -- database -------------------------------------------------------------------------------------
@@ -314,6 +363,7 @@ async def apply(pool: Pool, *events: CloudEvent[Any]) -> None:
         "billing.subscriptions.subscription_updated": projections.subscription_updated,
         "billing.subscriptions.billing_effects_recorded": projections.billing_effects_recorded,
         "billing.engine.period_closing": projections.period_closing,
+        "billing.pricing.coupon_created": projections.coupon_created,
     }
     for event in events:
         async with transaction(pool) as conn:

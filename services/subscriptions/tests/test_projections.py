@@ -208,6 +208,7 @@ class TestConsumerWiring:
         ]
         assert [topic.name for topic in CONSUMES] == [
             "billing.pricing.plan_published",
+            "billing.pricing.coupon_created",
             "billing.customers.customer_created",
             "billing.customers.customer_updated",
             "billing.engine.period_closing",

@@ -13,6 +13,7 @@ from billing_common.runtime import ServiceDefinition, ServiceRuntime
 from billing_customers.events import CUSTOMER_CREATED, CUSTOMER_UPDATED
 from billing_invoicing import api, projections, service
 from billing_invoicing.events import PRODUCES
+from billing_pricing.events import COUPON_CREATED
 from billing_rating.events import PERIOD_RATED
 from billing_subscriptions.events import (
     BILLING_EFFECTS_RECORDED,
@@ -56,6 +57,7 @@ async def setup(runtime: ServiceRuntime) -> None:
     consumer.handle(SUBSCRIPTION_UPDATED, resuming(projections.subscription_updated))
     consumer.handle(BILLING_EFFECTS_RECORDED, resuming(projections.billing_effects_recorded))
     consumer.handle(PERIOD_CLOSING, resuming(projections.period_closing))
+    consumer.handle(COUPON_CREATED, invoicing.coupon_created)
     consumer.handle(PERIOD_RATED, invoicing.bill_or_park)
     consumer.handle(TEST_CLOCK_CUSTOMER_ATTACHED, projections.test_clock_customer_attached)
     consumer.handle(TEST_CLOCK_ADVANCED, invoicing.test_clock_advanced)

@@ -23,16 +23,13 @@ Money rules:
   line's exact amount, each coupon's discount, each line's tax. Subtotal,
   discount, tax and total are sums of those rounded amounts, never rounded
   again, so the lines always add up to the totals.
-- **Discounts** (`AppliedCoupon`) follow the order written on pricing's
-  `apply_coupons`: on the subtotal before tax; percentages first, in the order
-  given, each on what the previous left; fixed amounts after, in the order
-  given; each discount rounded once and never more than what is left; a
-  subtotal of zero or less is not discounted. The coupons passed are those
-  active in this period (pricing's `CouponTerms.applies_in_period` decides).
-  The rules are reimplemented here, not imported: invoicing learns coupons
-  from events, and depending on the pricing service's package would pull the
-  catalog (and metering) into invoicing's deployable; a test holds the two
-  implementations equal.
+- **Discounts** (`AppliedCoupon`) are billing-common's `discounts.discount_amounts`,
+  the one implementation pricing's `apply_coupons` uses too (its module writes the
+  order down): on the subtotal before tax; percentages first, in the order given,
+  each on what the previous left; fixed amounts after, in the order given; each
+  discount rounded once (a sub-cent fixed amount too) and never more than what is
+  left; a subtotal of zero or less is not discounted. The coupons passed are those
+  active in this period (`CouponTerms.applies_in_period` decides, see `service`).
 - **Tax** is computed per line on the line's amount less its share of the
   discounts (the discount total spread over the positive lines in proportion
   to their amounts, in whole minor units, by largest remainder), through a
@@ -61,14 +58,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from fractions import Fraction
 from types import MappingProxyType
 from typing import Protocol
 
 from billing_common.currency import Currency
+from billing_common.discounts import CouponDiscountInvalid, check_discount, discount_amounts
 from billing_common.errors import Conflict, CurrencyMismatch, ValidationFailed
 from billing_common.ids import CustomerId, InvoiceId
-from billing_common.money import Money, RoundingMode, divide_rounded, sum_money
+from billing_common.money import Money, RoundingMode, sum_money
 from billing_common.tax import TaxableLine, TaxAdapter, TaxRequest, TaxTreatment
 from billing_invoicing.numbering import parse_number
 
@@ -181,9 +178,8 @@ class UnknownChild(ValidationFailed):
     title = "The customer is not a child consolidated on this invoice"
 
 
-class CouponInvalid(ValidationFailed):
-    code = "invalid_coupon_discount"
-    title = "A coupon takes percent_off in (0, 100] or a positive amount_off, exactly one"
+#: A coupon's terms are invalid (billing-common's error, code `invalid_coupon_discount`).
+CouponInvalid = CouponDiscountInvalid
 
 
 # -- what other services hand over (structural, so invoicing imports neither) -----------------
@@ -442,21 +438,7 @@ class AppliedCoupon:
     amount_off: Money | None = None
 
     def __post_init__(self) -> None:
-        if (self.percent_off is None) == (self.amount_off is None):
-            raise CouponInvalid(
-                f"coupon {self.code!r}: give exactly one of percent_off and amount_off"
-            )
-        if self.percent_off is not None and not (
-            isinstance(self.percent_off, Decimal)
-            and self.percent_off.is_finite()
-            and 0 < self.percent_off <= 100
-        ):
-            raise CouponInvalid(
-                f"coupon {self.code!r}: percent_off must be above 0 and at most 100, "
-                f"not {self.percent_off}"
-            )
-        if self.amount_off is not None and not self.amount_off.is_positive():
-            raise CouponInvalid(f"coupon {self.code!r}: amount_off must be positive")
+        check_discount(self.code, self.percent_off, self.amount_off)
 
     @property
     def label(self) -> str:
@@ -809,12 +791,10 @@ def _charge_set_lines(charges: ChargeSet, currency: Currency) -> list[_Draft]:
 def apply_discounts(
     subtotal: Money, coupons: Sequence[AppliedCoupon], rounding: RoundingMode
 ) -> tuple[DiscountLine, ...]:
-    """The coupons' discounts on `subtotal`, in the order of pricing's `apply_coupons`.
-
-    Percentages first (each on what the previous left), then fixed amounts, each
-    in the order given; each rounded once to the minor unit (a fixed amount too,
-    should it carry sub-cent digits) and never above what is left.
-    Worked example: 200 USD, 10 % and 15 USD: 20 then 15.
+    """The coupons' discounts on `subtotal`, in billing-common's order (`discount_amounts`,
+    shared with pricing's `apply_coupons`): percentages first (each on what the previous
+    left), then fixed amounts, each in the order given; each rounded once to the minor
+    unit and never above what is left. Worked example: 200 USD, 10 % and 15 USD: 20 then 15.
 
     >>> usd = lambda text: Money.parse(text, "USD")
     >>> lines = apply_discounts(usd("200"), [AppliedCoupon("WELCOME", amount_off=usd("15")),
@@ -822,28 +802,10 @@ def apply_discounts(
     >>> [(line.coupon_code, str(line.amount)) for line in lines]
     [('TEN', '20 USD'), ('WELCOME', '15 USD')]
     """
-    currency = subtotal.currency
-    for coupon in coupons:
-        if coupon.amount_off is not None:
-            _check_currency(coupon.amount_off, currency, f"coupon {coupon.code!r}")
-    ordered = [c for c in coupons if c.percent_off is not None] + [
-        c for c in coupons if c.amount_off is not None
-    ]
-    unit = currency.pico_per_minor_unit
-    remaining = max(subtotal.amount, 0)
-    lines: list[DiscountLine] = []
-    for coupon in ordered:
-        if coupon.percent_off is not None:
-            share = Fraction(coupon.percent_off) / 100
-            minor = divide_rounded(remaining * share.numerator, share.denominator * unit, rounding)
-            discount = min(minor * unit, remaining)
-        else:
-            assert coupon.amount_off is not None
-            # Rounded too (pricing's `apply_coupons` takes a sub-cent amount_off as is).
-            discount = min(coupon.amount_off.round_to_minor(rounding).amount, remaining)
-        remaining -= discount
-        lines.append(DiscountLine(coupon.code, coupon.label, Money(discount, currency)))
-    return tuple(lines)
+    return tuple(
+        DiscountLine(coupon.code, coupon.label, amount)
+        for coupon, amount in discount_amounts(subtotal, coupons, rounding)
+    )
 
 
 def _spread_discount(total: Money, amounts: Sequence[Money]) -> list[Money]:

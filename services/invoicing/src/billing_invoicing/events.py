@@ -20,6 +20,7 @@ from billing_common.cycle import PERIOD_CLOSING, TEST_CLOCK_ADVANCED, TEST_CLOCK
 from billing_common.events import EventData, Topic
 from billing_common.money import MoneyWire
 from billing_customers.events import CUSTOMER_CREATED, CUSTOMER_UPDATED
+from billing_pricing.events import COUPON_CREATED
 from billing_rating.events import PERIOD_RATED
 from billing_subscriptions.events import (
     BILLING_EFFECTS_RECORDED,
@@ -127,9 +128,10 @@ CREDIT_NOTE_ISSUED = Topic(
 
 PRODUCES: tuple[Topic[Any], ...] = (INVOICE_FINALIZED, INVOICE_VOIDED, CREDIT_NOTE_ISSUED)
 
-#: Customers, subscription revisions and billing effects (projections), the engine's period
-#: closes (which revision each saw), rating's rated periods (the saga step billed here) and
-#: the engine's test clocks (the time their customers' drafts are made and finalized on).
+#: Customers, subscription revisions, billing effects and coupons (projections), the
+#: engine's period closes (which revision each saw), rating's rated periods (the saga step
+#: billed here) and the engine's test clocks (the time their customers' drafts are made
+#: and finalized on).
 CONSUMES: tuple[Topic[Any], ...] = (
     CUSTOMER_CREATED,
     CUSTOMER_UPDATED,
@@ -137,6 +139,7 @@ CONSUMES: tuple[Topic[Any], ...] = (
     SUBSCRIPTION_UPDATED,
     BILLING_EFFECTS_RECORDED,
     PERIOD_CLOSING,
+    COUPON_CREATED,
     PERIOD_RATED,
     TEST_CLOCK_CUSTOMER_ATTACHED,
     TEST_CLOCK_ADVANCED,

@@ -3,7 +3,9 @@
 - customers (customer_created/updated): name, currency, timezone, grace period, parent and
   `bill_to_parent`, where it is taxed;
 - subscription revisions (subscription_created/updated): every revision, when it was made,
-  its period and whether it bills (`revision_bills`);
+  its period, whether it bills (`revision_bills`) and the coupons it carries (each with
+  the subscription period it starts at);
+- coupons (pricing's coupon_created): their terms and the plans they are limited to;
 - billing effects (billing_effects_recorded): each charge or credit, pending until one
   invoice claims it;
 - period closes (the engine's period_closing): the revision each close saw;
@@ -22,12 +24,15 @@ from datetime import datetime
 
 from billing_common.cycle import PeriodClosing, TestClockCustomerAttached
 from billing_common.db import Connection
+from billing_common.discounts import CouponTerms
 from billing_common.events import CloudEvent
 from billing_customers.events import CustomerCreated, CustomerUpdated
 from billing_invoicing import repository
+from billing_pricing.events import CouponCreated
 from billing_subscriptions.events import (
     BillingEffectsRecorded,
     SubscriptionCreated,
+    SubscriptionFields,
     SubscriptionUpdated,
 )
 
@@ -96,6 +101,29 @@ async def customer_updated(conn: Connection, event: CloudEvent[CustomerUpdated])
     await repository.upsert_customer(conn, event.tenantid, customer_of(data), data.updated_at)
 
 
+def coupons_of(data: SubscriptionFields) -> tuple[repository.RevisionCoupon, ...]:
+    return tuple(repository.RevisionCoupon(c.coupon_id, c.start_period) for c in data.coupons)
+
+
+def coupon_of(data: CouponCreated) -> repository.KnownCoupon:
+    return repository.KnownCoupon(
+        coupon_id=data.coupon_id,
+        terms=CouponTerms(
+            data.code,
+            data.percent_off,
+            None if data.amount_off is None else data.amount_off.to_money(),
+            data.duration,
+            data.duration_periods,
+        ),
+        plan_ids=tuple(data.plan_ids),
+    )
+
+
+async def coupon_created(conn: Connection, event: CloudEvent[CouponCreated]) -> None:
+    """Keep the coupon (coupons never change: a redelivery changes nothing)."""
+    await repository.insert_coupon(conn, event.tenantid, coupon_of(event.data))
+
+
 async def subscription_created(conn: Connection, event: CloudEvent[SubscriptionCreated]) -> None:
     data = event.data
     changed_at: datetime = min(data.created_at, data.billing_starts_at)
@@ -112,6 +140,7 @@ async def subscription_created(conn: Connection, event: CloudEvent[SubscriptionC
             current_period_start=data.current_period_start,
             current_period_end=data.current_period_end,
             bills=revision_bills("start", None, data.status.value, data.scheduled_plan_id),
+            coupons=coupons_of(data),
         ),
     )
 
@@ -137,6 +166,7 @@ async def subscription_updated(conn: Connection, event: CloudEvent[SubscriptionU
                 transition.to_status.value,
                 data.scheduled_plan_id,
             ),
+            coupons=coupons_of(data),
         ),
     )
 

@@ -14,6 +14,7 @@ import asyncpg
 
 from billing_common.currency import Currency
 from billing_common.db import Connection
+from billing_common.discounts import CouponDuration, CouponTerms
 from billing_common.ids import CustomerId
 from billing_common.money import Money
 from billing_invoicing import codec
@@ -52,6 +53,25 @@ class SubscriptionRevision:
     current_period_start: datetime | None
     current_period_end: datetime | None
     bills: bool
+    coupons: tuple[RevisionCoupon, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionCoupon:
+    """A coupon a subscription carries, from its period `start_period` on (0: the first)."""
+
+    coupon_id: str
+    start_period: int
+
+
+@dataclass(frozen=True, slots=True)
+class KnownCoupon:
+    """A coupon as pricing announced it: its terms and the plans it is limited to (none:
+    any plan)."""
+
+    coupon_id: str
+    terms: CouponTerms
+    plan_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +176,8 @@ async def insert_revision(conn: Connection, tenant_id: str, revision: Subscripti
     """Keep a revision; revisions never change, so a redelivery is ignored."""
     await conn.execute(
         "INSERT INTO subscription_revisions (tenant_id, subscription_id, revision, customer_id,"
-        " status, action, changed_at, current_period_start, current_period_end, bills)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        " status, action, changed_at, current_period_start, current_period_end, bills, coupons)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         " ON CONFLICT (tenant_id, subscription_id, revision) DO NOTHING",
         tenant_id,
         revision.subscription_id,
@@ -169,6 +189,9 @@ async def insert_revision(conn: Connection, tenant_id: str, revision: Subscripti
         revision.current_period_start,
         revision.current_period_end,
         revision.bills,
+        json.dumps(
+            [{"coupon_id": c.coupon_id, "start_period": c.start_period} for c in revision.coupons]
+        ),
     )
 
 
@@ -178,12 +201,67 @@ async def get_revisions(
     """Every known revision of the subscription, oldest first."""
     rows = await conn.fetch(
         "SELECT subscription_id, revision, customer_id, status, action, changed_at,"
-        " current_period_start, current_period_end, bills FROM subscription_revisions"
+        " current_period_start, current_period_end, bills, coupons FROM subscription_revisions"
         " WHERE tenant_id = $1 AND subscription_id = $2 ORDER BY revision",
         tenant_id,
         subscription_id,
     )
-    return [SubscriptionRevision(**dict(row)) for row in rows]
+    revisions = []
+    for row in rows:
+        fields = dict(row)
+        fields["coupons"] = tuple(
+            RevisionCoupon(c["coupon_id"], c["start_period"]) for c in json.loads(row["coupons"])
+        )
+        revisions.append(SubscriptionRevision(**fields))
+    return revisions
+
+
+async def insert_coupon(conn: Connection, tenant_id: str, coupon: KnownCoupon) -> None:
+    """Keep a coupon; coupons never change, so one already known stays as it is."""
+    terms = coupon.terms
+    amount = terms.amount_off
+    await conn.execute(
+        "INSERT INTO coupons (tenant_id, coupon_id, code, percent_off, amount_off, currency,"
+        " duration, duration_periods, plan_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " ON CONFLICT (tenant_id, coupon_id) DO NOTHING",
+        tenant_id,
+        coupon.coupon_id,
+        terms.code,
+        None if terms.percent_off is None else str(terms.percent_off),
+        None if amount is None else Decimal(amount.amount),
+        None if amount is None else amount.currency.code,
+        terms.duration.value,
+        terms.duration_periods,
+        json.dumps(list(coupon.plan_ids)),
+    )
+
+
+async def get_coupons(
+    conn: Connection, tenant_id: str, coupon_ids: Sequence[str]
+) -> dict[str, KnownCoupon]:
+    """The coupons known among `coupon_ids`, by id."""
+    rows = await conn.fetch(
+        "SELECT coupon_id, code, percent_off, amount_off, currency, duration, duration_periods,"
+        " plan_ids FROM coupons WHERE tenant_id = $1 AND coupon_id = ANY($2::TEXT[])",
+        tenant_id,
+        list(coupon_ids),
+    )
+    return {
+        row["coupon_id"]: KnownCoupon(
+            coupon_id=row["coupon_id"],
+            terms=CouponTerms(
+                row["code"],
+                None if row["percent_off"] is None else Decimal(row["percent_off"]),
+                None
+                if row["amount_off"] is None
+                else Money(int(row["amount_off"]), Currency.of(row["currency"])),
+                CouponDuration(row["duration"]),
+                row["duration_periods"],
+            ),
+            plan_ids=tuple(json.loads(row["plan_ids"])),
+        )
+        for row in rows
+    }
 
 
 async def insert_effects(
@@ -480,16 +558,32 @@ async def insert_saga(
     invoice_id: str,
     subscription_id: str,
     customer_id: str,
+    period_start: datetime | None = None,
 ) -> None:
     await conn.execute(
-        "INSERT INTO invoice_sagas (saga_id, tenant_id, invoice_id, subscription_id, customer_id)"
-        " VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO invoice_sagas (saga_id, tenant_id, invoice_id, subscription_id, customer_id,"
+        " period_start) VALUES ($1, $2, $3, $4, $5, $6)",
         saga_id,
         tenant_id,
         invoice_id,
         subscription_id,
         customer_id,
+        period_start,
     )
+
+
+async def periods_invoiced_before(
+    conn: Connection, tenant_id: str, subscription_id: str, period_start: datetime
+) -> int:
+    """How many periods of the subscription were invoiced that start before `period_start`."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM invoice_sagas WHERE tenant_id = $1 AND subscription_id = $2"
+        " AND (period_start IS NULL OR period_start < $3)",
+        tenant_id,
+        subscription_id,
+        period_start,
+    )
+    return count
 
 
 async def invoice_of_saga(conn: Connection, saga_id: uuid.UUID) -> str | None:
@@ -680,6 +774,14 @@ async def parked_periods_of(conn: Connection, tenant_id: str, customer_id: str) 
         customer_id,
     )
     return [row["payload"] for row in rows]
+
+
+async def customers_with_parked_periods(conn: Connection, tenant_id: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT customer_id FROM parked_periods WHERE tenant_id = $1 ORDER BY 1",
+        tenant_id,
+    )
+    return [row["customer_id"] for row in rows]
 
 
 async def unpark_period(conn: Connection, saga_id: uuid.UUID) -> None:

@@ -14,11 +14,27 @@ The period's invoice (`bill_period`, the saga step after rating):
 3. the pending effects whose service starts in `[period_start, period_end)` are claimed
    (each effect is on exactly one invoice) and, with the rated usage lines, become the
    period's charges;
-4. a customer billed to its parent (`bill_to_parent`) has its charges added to the
+4. the plan version's minimum commitment (`PeriodRated.minimum_commitment`) tops the
+   period's charges up with a true-up line, and the subscription's coupons active in the
+   period are taken off (`period_coupons`, below);
+5. a customer billed to its parent (`bill_to_parent`) has its charges added to the
    parent's open cycle draft for the same period, labelled by the child; any customer's
    charges join its own open cycle draft of the same period (two subscriptions on one
    invoice); else a new draft is made, editable for the billed customer's
    `invoice_grace_period_days` (0: finalized at once, in the same transaction).
+   A period joining a draft adds its minimum commitment to the draft's and its coupons
+   to the draft's (one with a code the draft has already is not taken twice): both then
+   apply to the draft's combined charges.
+
+Coupons per period (`period_coupons`): the subscription's coupons are those of its
+revision current at the close, each with the period it starts at (0 at creation). The
+period's *index* in its subscription is the number of its periods already invoiced that
+start before it (`invoice_sagas`; 0 for its first invoiced period, trial periods that
+were invoiced included). A coupon starting at period `s` is active in period `i >= s`
+when pricing's `CouponTerms.applies_in_period(i - s)` says so: `once` in period `s`
+only, `repeating N` in periods `s` to `s + N - 1`, `forever` always. A coupon limited to
+plans the period is not rated on (after a plan change) takes nothing. A coupon the
+projection has not seen yet parks the period like any lagging projection.
 
 Customers on a test clock (the engine's `test_clock_customer_attached` and
 `test_clock_advanced`, projected here) live on its time: their period's draft is made when
@@ -50,15 +66,17 @@ from billing_common.money import Money
 from billing_common.outbox import OutboxWriter
 from billing_common.runtime import ServiceContext
 from billing_common.tax import NoTax, TaxAdapter
-from billing_invoicing import domain, repository
+from billing_invoicing import domain, projections, repository
 from billing_invoicing.credit_notes import CreditLineRequest, issue_credit_note
 from billing_invoicing.domain import (
+    AppliedCoupon,
     ChargeSet,
     ChildRef,
     FeeTiming,
     Invoice,
     InvoiceInputs,
     InvoiceStatus,
+    MinimumCommitment,
     OneOffCharge,
     TaxContext,
     TierDetail,
@@ -77,7 +95,12 @@ from billing_invoicing.events import (
 )
 from billing_invoicing.numbering import format_number, numbering_year
 from billing_invoicing.render import render_html, render_pdf
-from billing_invoicing.repository import KnownCustomer, RecordedEffect, StoredInvoice
+from billing_invoicing.repository import (
+    KnownCustomer,
+    RecordedEffect,
+    StoredInvoice,
+    SubscriptionRevision,
+)
 from billing_invoicing.schemas import (
     CreditNoteCreate,
     CreditNoteList,
@@ -92,6 +115,7 @@ from billing_invoicing.schemas import (
     OneOffLineCreate,
     UpcomingInvoice,
 )
+from billing_pricing.events import CouponCreated
 from billing_rating.events import PeriodRated
 from billing_rating.schemas import RatedLine
 
@@ -188,7 +212,26 @@ def charge_set_of(
     return ChargeSet(tuple(fees), tuple(usage), tuple(prorations), child)
 
 
-def _merge(inputs: InvoiceInputs, charges: ChargeSet) -> InvoiceInputs:
+def _merge(
+    inputs: InvoiceInputs,
+    charges: ChargeSet,
+    coupons: Sequence[AppliedCoupon] = (),
+    minimum: MinimumCommitment | None = None,
+) -> InvoiceInputs:
+    """The draft's inputs with a period's charges, coupons and minimum commitment added
+    (see the module: commitments add up; a coupon code already on the draft is not taken
+    twice)."""
+    codes = {coupon.code for coupon in inputs.coupons}
+    added = tuple(coupon for coupon in coupons if coupon.code not in codes)
+    commitment = inputs.minimum_commitment
+    if minimum is not None:
+        commitment = (
+            minimum
+            if commitment is None
+            else replace(commitment, amount=commitment.amount + minimum.amount)
+        )
+    inputs = replace(inputs, coupons=inputs.coupons + added, minimum_commitment=commitment)
+
     def joined(into: ChargeSet) -> ChargeSet:
         return replace(
             into,
@@ -233,9 +276,11 @@ async def _known_customer(conn: Connection, tenant_id: str, customer_id: str) ->
     return customer
 
 
-async def require_effects_seen(conn: Connection, tenant_id: str, period: PeriodRated) -> None:
+async def require_effects_seen(
+    conn: Connection, tenant_id: str, period: PeriodRated
+) -> SubscriptionRevision:
     """Raise `ProjectionBehind` unless the effects of the subscription revision current at
-    the period's close have arrived (see the module)."""
+    the period's close have arrived (see the module); return that revision."""
     subscription_id = period.subscription_id
     revisions = await repository.get_revisions(conn, tenant_id, subscription_id)
     if not revisions:
@@ -259,15 +304,43 @@ async def require_effects_seen(conn: Connection, tenant_id: str, period: PeriodR
                 f"the period ending {period.period_end.isoformat()}"
             )
         relevant = [r for r in revisions if r.changed_at < period.period_end]
+    current = relevant[-1] if relevant else latest
     needed = max((r.revision for r in relevant if r.bills), default=None)
     if needed is None:
-        return
+        return current
     seen = await repository.latest_effect_revision(conn, tenant_id, subscription_id)
     if seen is None or seen < needed:
         raise ProjectionBehind(
             f"subscription {subscription_id}: the billing effects of revision {needed} "
             f"have not arrived yet (latest seen: {seen})"
         )
+    return current
+
+
+async def period_coupons(
+    conn: Connection, tenant_id: str, period: PeriodRated, revision: SubscriptionRevision
+) -> tuple[AppliedCoupon, ...]:
+    """The subscription's coupons active in `period` (see the module), in attached order."""
+    if not revision.coupons:
+        return ()
+    known = await repository.get_coupons(conn, tenant_id, [c.coupon_id for c in revision.coupons])
+    missing = [c.coupon_id for c in revision.coupons if c.coupon_id not in known]
+    if missing:
+        raise ProjectionBehind(f"coupons {missing} are not known to invoicing yet")
+    index = await repository.periods_invoiced_before(
+        conn, tenant_id, period.subscription_id, period.period_start
+    )
+    active: list[AppliedCoupon] = []
+    for attached in revision.coupons:
+        coupon = known[attached.coupon_id]
+        if coupon.plan_ids and period.plan_id not in coupon.plan_ids:
+            continue
+        since = index - attached.start_period
+        if since < 0 or not coupon.terms.applies_in_period(since):
+            continue
+        terms = coupon.terms
+        active.append(AppliedCoupon(terms.code, terms.percent_off, terms.amount_off))
+    return tuple(active)
 
 
 async def bill_period(
@@ -286,7 +359,13 @@ async def bill_period(
         assert stored is not None
         return stored
     customer = await _known_customer(conn, tenant_id, period.customer_id)
-    await require_effects_seen(conn, tenant_id, period)
+    revision = await require_effects_seen(conn, tenant_id, period)
+    coupons = await period_coupons(conn, tenant_id, period, revision)
+    minimum = (
+        None
+        if period.minimum_commitment is None
+        else MinimumCommitment(period.minimum_commitment.to_money())
+    )
     billed, child = customer, None
     if customer.bill_to_parent and customer.parent_id is not None:
         billed = await _known_customer(conn, tenant_id, customer.parent_id)
@@ -310,7 +389,7 @@ async def bill_period(
     )
     charges = charge_set_of(effects, usage_from_rated(period.lines), child)
     if draft is None:
-        inputs = InvoiceInputs(own=charges) if child is None else InvoiceInputs(children=(charges,))
+        inputs = _merge(InvoiceInputs(), charges, coupons, minimum)
         invoice = domain.build_invoice(
             invoice_id=invoice_id,
             customer_id=billed.customer_id,
@@ -332,11 +411,18 @@ async def bill_period(
         )
         await repository.insert_invoice(conn, stored)
     else:
-        invoice = _rebuilt(draft.invoice, _merge(draft.invoice.inputs, charges), tax)
+        inputs = _merge(draft.invoice.inputs, charges, coupons, minimum)
+        invoice = _rebuilt(draft.invoice, inputs, tax)
         stored = replace(draft, invoice=invoice, updated_at=clock_now)
         await repository.update_invoice(conn, stored)
     await repository.insert_saga(
-        conn, tenant_id, period.saga_id, invoice_id, period.subscription_id, customer.customer_id
+        conn,
+        tenant_id,
+        period.saga_id,
+        invoice_id,
+        period.subscription_id,
+        customer.customer_id,
+        period.period_start,
     )
     if stored.finalize_after is not None and stored.finalize_after <= clock_now:
         # on a test clock: at the instant its grace ended on the clock
@@ -804,6 +890,13 @@ class Invoicing:
             await self.resume_parked(conn, event.tenantid, event.subject)
 
         return handle
+
+    async def coupon_created(self, conn: Connection, event: CloudEvent[CouponCreated]) -> None:
+        """Keep the coupon, then bill the tenant's parked periods that waited for it (its
+        subject is the coupon, not a customer)."""
+        await projections.coupon_created(conn, event)
+        for customer_id in await repository.customers_with_parked_periods(conn, event.tenantid):
+            await self.resume_parked(conn, event.tenantid, customer_id)
 
     async def test_clock_advanced(
         self, conn: Connection, event: CloudEvent[TestClockAdvanced]

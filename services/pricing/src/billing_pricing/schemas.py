@@ -40,6 +40,7 @@ from pydantic import (
 )
 
 from billing_common.currency import Currency
+from billing_common.discounts import CouponDuration as CouponDuration  # re-exported: the API shape
 from billing_common.ids import CustomerId, PlanId, PrefixedId, ProductId
 from billing_common.money import MoneyPublic, MoneyWire
 
@@ -436,14 +437,6 @@ class ProductListQuery(_Frozen):
 
 
 # -- coupons -----------------------------------------------------------------------------------
-
-
-class CouponDuration(StrEnum):
-    ONCE = "once"
-    """The first billing period only."""
-    REPEATING = "repeating"
-    """The first `duration_periods` billing periods."""
-    FOREVER = "forever"
 
 
 class CouponCreate(_Frozen):

@@ -1,5 +1,5 @@
-"""Wiring of the subscriptions service: its API, the projections of plan versions
-(from pricing), customers (from customers) and test clocks (from the engine) it consumes,
+"""Wiring of the subscriptions service: its API, the projections of plan versions and
+coupons (from pricing), customers (from customers) and test clocks (from the engine) it consumes,
 and the billing clock's steps (period closes and trial ends from the engine, see `cycle`)."""
 
 from billing_common.cycle import (
@@ -12,7 +12,7 @@ from billing_common.db import Connection
 from billing_common.events import CloudEvent
 from billing_common.runtime import ServiceDefinition, ServiceRuntime
 from billing_customers.events import CUSTOMER_CREATED, CUSTOMER_UPDATED
-from billing_pricing.events import PLAN_PUBLISHED
+from billing_pricing.events import COUPON_CREATED, PLAN_PUBLISHED
 from billing_subscriptions import api, cycle, projections
 from billing_subscriptions.events import PRODUCES, TRIAL_END_REQUESTED, TrialEndRequested
 
@@ -20,6 +20,7 @@ from billing_subscriptions.events import PRODUCES, TRIAL_END_REQUESTED, TrialEnd
 async def setup(runtime: ServiceRuntime) -> None:
     """Handle every topic of `events.CONSUMES`."""
     runtime.consumer.handle(PLAN_PUBLISHED, projections.plan_published)
+    runtime.consumer.handle(COUPON_CREATED, projections.coupon_created)
     runtime.consumer.handle(CUSTOMER_CREATED, projections.customer_created)
     runtime.consumer.handle(CUSTOMER_UPDATED, projections.customer_updated)
 

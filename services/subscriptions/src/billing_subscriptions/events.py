@@ -4,7 +4,8 @@ Produced, keyed by the customer id (so one customer's subscription events stay i
 order), amounts in the wire form (`MoneyWire`, pico-units as a string):
 
 - `subscription_created` and `subscription_updated` carry the whole subscription after
-  the fact (event-carried state transfer); an update also says which transition made it.
+  the fact (event-carried state transfer), its coupons with the period each starts at
+  included; an update also says which transition made it.
 - `billing_effects_recorded` carries what a transition bills: the domain's
   `BillingEffect`s (charges positive, credits negative, exact pico-units), each with its
   service span, reason and plan version. Invoicing bills them; `base_fee_timing` says
@@ -14,10 +15,11 @@ order), amounts in the wire form (`MoneyWire`, pico-units as a string):
 Every event carries the subscription's `revision` (1 at creation, +1 per change), so a
 consumer can tell a stale snapshot from a fresh one.
 
-Consumed: plan versions from pricing and customers from customers (see `projections`),
-and the billing clock's steps (see `cycle`): `billing.engine.period_closing` renews the
-subscription whose period ended, and the command `trial_end_requested` (which the engine
-sends when a trial's end passes on the customer's clock) ends its trial.
+Consumed: plan versions and coupons from pricing and customers from customers (see
+`projections`), and the billing clock's steps (see `cycle`):
+`billing.engine.period_closing` renews the subscription whose period ended, and the
+command `trial_end_requested` (which the engine sends when a trial's end passes on the
+customer's clock) ends its trial.
 
 Test clocks: the engine's `test_clock_customer_attached` and `test_clock_advanced` (declared
 here, see below) tell which customers live on a test clock and its time; a command on such
@@ -36,8 +38,8 @@ from billing_common.events import EventData, Topic
 from billing_common.ids import CustomerId, PlanId, SubscriptionId
 from billing_common.money import MoneyWire
 from billing_customers.events import CUSTOMER_CREATED, CUSTOMER_UPDATED
-from billing_pricing.events import PLAN_PUBLISHED
-from billing_pricing.schemas import Timing
+from billing_pricing.events import COUPON_CREATED, PLAN_PUBLISHED
+from billing_pricing.schemas import CouponId, Timing
 from billing_subscriptions.domain import Action, EffectReason, SubscriptionStatus
 from billing_subscriptions.periods import Anchor, Interval
 
@@ -61,6 +63,16 @@ assert set(get_args(TransitionName)) == {START, *(a.value for a in Action)}
 def transition_name(action: Action | None) -> TransitionName:
     """The name of what changed a subscription: `start` when no action did (its creation)."""
     return cast(TransitionName, START if action is None else action.value)
+
+
+class SubscriptionCoupon(EventData):
+    """A coupon a subscription carries: pricing's coupon (its terms are in pricing's
+    `coupon_created`), from the subscription's billing period `start_period` on (0: its
+    first period; periods are counted as invoicing bills them)."""
+
+    coupon_id: CouponId
+    code: str
+    start_period: int = Field(ge=0)
 
 
 class SubscriptionFields(EventData):
@@ -91,6 +103,9 @@ class SubscriptionFields(EventData):
     paused_at: AwareDatetime | None
     canceled_at: AwareDatetime | None
     ended_at: AwareDatetime | None
+    coupons: list[SubscriptionCoupon] = Field(
+        default_factory=list, description="its coupons, in the order they were attached"
+    )
     created_at: AwareDatetime
     updated_at: AwareDatetime
 
@@ -200,11 +215,12 @@ PRODUCES: tuple[Topic[Any], ...] = (
     BILLING_EFFECTS_RECORDED,
 )
 
-#: Plan versions (to subscribe to them), customers (their timezone and currency), the
-#: billing clock: period closes (renewals) and trial ends, and test clocks (the time a
-#: customer on one lives on).
+#: Plan versions (to subscribe to them), coupons (to check those a subscription asks for),
+#: customers (their timezone and currency), the billing clock: period closes (renewals)
+#: and trial ends, and test clocks (the time a customer on one lives on).
 CONSUMES: tuple[Topic[Any], ...] = (
     PLAN_PUBLISHED,
+    COUPON_CREATED,
     CUSTOMER_CREATED,
     CUSTOMER_UPDATED,
     PERIOD_CLOSING,

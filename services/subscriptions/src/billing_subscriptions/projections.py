@@ -1,5 +1,5 @@
-"""What subscriptions learn from other services: the plan versions pricing publishes, the
-customers (timezone, currency) customers creates and changes, and the test clocks the
+"""What subscriptions learn from other services: the plan versions and coupons pricing
+publishes, the customers (timezone, currency) customers creates and changes, and the test clocks the
 engine attaches customers to and advances (the time such a customer lives on, see
 `service.customer_now`).
 
@@ -15,7 +15,7 @@ from billing_common.db import Connection
 from billing_common.events import CloudEvent
 from billing_common.money import Money
 from billing_customers.events import CustomerCreated, CustomerUpdated
-from billing_pricing.events import PlanPublished
+from billing_pricing.events import CouponCreated, PlanPublished
 from billing_pricing.schemas import PerUnitPrice
 from billing_subscriptions import repository
 from billing_subscriptions.periods import Interval
@@ -54,6 +54,25 @@ async def plan_published(conn: Connection, event: CloudEvent[PlanPublished]) -> 
     """Keep the version; versions are immutable, so a late older one never hides a newer
     (the latest is the highest version known)."""
     await repository.insert_plan_version(conn, event.tenantid, plan_version_of(event.data))
+
+
+def coupon_of(data: CouponCreated) -> repository.KnownCoupon:
+    """What a subscription asking for the coupon is checked against (and announces)."""
+    return repository.KnownCoupon(
+        coupon_id=data.coupon_id,
+        code=data.code,
+        percent_off=data.percent_off,
+        amount_off=None if data.amount_off is None else data.amount_off.to_money(),
+        duration=data.duration.value,
+        duration_periods=data.duration_periods,
+        plan_ids=tuple(data.plan_ids),
+        created_at=data.created_at,
+    )
+
+
+async def coupon_created(conn: Connection, event: CloudEvent[CouponCreated]) -> None:
+    """Keep the coupon (coupons never change: a redelivery changes nothing)."""
+    await repository.insert_coupon(conn, event.tenantid, coupon_of(event.data))
 
 
 async def customer_created(conn: Connection, event: CloudEvent[CustomerCreated]) -> None:

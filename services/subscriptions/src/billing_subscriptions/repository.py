@@ -56,6 +56,30 @@ class KnownCustomer:
 
 
 @dataclass(frozen=True, slots=True)
+class KnownCoupon:
+    """A coupon as pricing announced it: what a subscription asking for it is checked
+    against (its currency, the plans it is limited to)."""
+
+    coupon_id: str
+    code: str
+    percent_off: Decimal | None
+    amount_off: Money | None
+    duration: str
+    duration_periods: int | None
+    plan_ids: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AttachedCoupon:
+    """A coupon on a subscription, from its billing period `start_period` on (0: the first)."""
+
+    coupon_id: str
+    code: str
+    start_period: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoredSubscription:
     """A subscription as stored: its domain state and what the domain does not know
     (ids, the plan versions it is on and scheduled to move to, its revision)."""
@@ -69,6 +93,7 @@ class StoredSubscription:
     revision: int
     created_at: datetime
     updated_at: datetime
+    coupons: tuple[AttachedCoupon, ...] = ()
 
 
 # -- projections --------------------------------------------------------------------------------
@@ -187,6 +212,52 @@ async def get_customer(conn: Connection, tenant_id: str, customer_id: str) -> Kn
     )
 
 
+async def insert_coupon(conn: Connection, tenant_id: str, coupon: KnownCoupon) -> None:
+    """Keep a coupon; coupons never change, so one already known stays as it is."""
+    amount = coupon.amount_off
+    await conn.execute(
+        "INSERT INTO coupons (tenant_id, coupon_id, code, percent_off, amount_off, currency,"
+        " duration, duration_periods, plan_ids, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        " ON CONFLICT (tenant_id, coupon_id) DO NOTHING",
+        tenant_id,
+        coupon.coupon_id,
+        coupon.code,
+        None if coupon.percent_off is None else str(coupon.percent_off),
+        None if amount is None else Decimal(amount.amount),
+        None if amount is None else amount.currency.code,
+        coupon.duration,
+        coupon.duration_periods,
+        json.dumps(list(coupon.plan_ids)),
+        coupon.created_at,
+    )
+
+
+async def get_coupon(conn: Connection, tenant_id: str, coupon_id: str) -> KnownCoupon | None:
+    row = await conn.fetchrow(
+        "SELECT coupon_id, code, percent_off, amount_off, currency, duration, duration_periods,"
+        " plan_ids, created_at FROM coupons WHERE tenant_id = $1 AND coupon_id = $2",
+        tenant_id,
+        coupon_id,
+    )
+    if row is None:
+        return None
+    return KnownCoupon(
+        coupon_id=row["coupon_id"],
+        code=row["code"],
+        percent_off=None if row["percent_off"] is None else Decimal(row["percent_off"]),
+        amount_off=(
+            None
+            if row["amount_off"] is None
+            else Money(int(row["amount_off"]), Currency.of(row["currency"]))
+        ),
+        duration=row["duration"],
+        duration_periods=row["duration_periods"],
+        plan_ids=tuple(json.loads(row["plan_ids"])),
+        created_at=row["created_at"],
+    )
+
+
 # -- test clocks --------------------------------------------------------------------------------
 
 
@@ -288,7 +359,7 @@ _COLUMNS = (
     " billing_anchor, timezone, starts_at, ends_at, period_start, period_end,"
     " period_nominal_start, period_nominal_end, period_fee, trial_end, cancel_at_period_end,"
     " scheduled_plan_id, scheduled_plan_version, paused_at, canceled_at, ended_at, revision,"
-    " created_at, updated_at"
+    " created_at, updated_at, coupons"
 )
 
 
@@ -324,6 +395,12 @@ def _values(tenant_id: str, stored: StoredSubscription) -> list[Any]:
         stored.revision,
         stored.created_at,
         stored.updated_at,
+        json.dumps(
+            [
+                {"coupon_id": c.coupon_id, "code": c.code, "start_period": c.start_period}
+                for c in stored.coupons
+            ]
+        ),
         tenant_id,
         stored.plan.currency.code,
     ]
@@ -431,6 +508,10 @@ def _to_stored(
         revision=row["revision"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        coupons=tuple(
+            AttachedCoupon(c["coupon_id"], c["code"], c["start_period"])
+            for c in json.loads(row["coupons"])
+        ),
     )
 
 

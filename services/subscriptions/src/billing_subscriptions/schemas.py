@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from billing_common.currency import Currency
 from billing_common.ids import CustomerId, PlanId, SubscriptionId
 from billing_common.money import MoneyPublic
+from billing_pricing.schemas import CouponId
 from billing_subscriptions.domain import SubscriptionStatus
 from billing_subscriptions.periods import Anchor, Interval
 from billing_subscriptions.policy import ChangeTiming, SubscriptionPolicy
@@ -17,6 +18,9 @@ from billing_subscriptions.policy import ChangeTiming, SubscriptionPolicy
 ExternalId = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
 PlanVersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]
 TrialDays = Annotated[int, Field(ge=0, le=3650)]
+
+#: The most coupons one subscription carries.
+MAX_COUPONS = 5
 
 
 class SubscriptionCreate(BaseModel):
@@ -46,6 +50,30 @@ class SubscriptionCreate(BaseModel):
     external_id: ExternalId | None = Field(
         default=None, description="Your id for this subscription; unique per tenant"
     )
+    coupons: list[CouponId] = Field(
+        default_factory=list,
+        max_length=MAX_COUPONS,
+        description="Coupons (`POST /v1/coupons`) discounting its invoices from its first "
+        "period, applied in pricing's order (percentages, then fixed amounts); each once",
+    )
+
+    @field_validator("coupons")
+    @classmethod
+    def _each_once(cls, coupons: list[CouponId]) -> list[CouponId]:
+        if len(set(coupons)) != len(coupons):
+            raise ValueError("a coupon can be given once")
+        return coupons
+
+
+class SubscriptionCouponResource(BaseModel):
+    """A coupon a subscription carries, from its billing period `start_period` on (0: the
+    first)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    coupon_id: CouponId
+    code: str
+    start_period: int
 
 
 class SubscriptionCancel(BaseModel):
@@ -111,6 +139,9 @@ class Subscription(BaseModel):
     paused_at: AwareDatetime | None
     canceled_at: AwareDatetime | None
     ended_at: AwareDatetime | None
+    coupons: list[SubscriptionCouponResource] = Field(
+        default_factory=list, description="Its coupons, in the order they were attached"
+    )
     created_at: AwareDatetime
     updated_at: AwareDatetime
 

@@ -38,6 +38,7 @@ from billing_subscriptions.events import (
     SUBSCRIPTION_UPDATED,
     BillingEffectsRecorded,
     RecordedEffect,
+    SubscriptionCoupon,
     SubscriptionCreated,
     SubscriptionFields,
     SubscriptionUpdated,
@@ -46,11 +47,12 @@ from billing_subscriptions.events import (
 )
 from billing_subscriptions.periods import local_midnight, zone
 from billing_subscriptions.policy import SubscriptionPolicy
-from billing_subscriptions.repository import PlanVersion, StoredSubscription
+from billing_subscriptions.repository import AttachedCoupon, PlanVersion, StoredSubscription
 from billing_subscriptions.schemas import (
     Subscription,
     SubscriptionCancel,
     SubscriptionChangePlan,
+    SubscriptionCouponResource,
     SubscriptionCreate,
     SubscriptionList,
     SubscriptionListQuery,
@@ -85,6 +87,21 @@ class UnknownPlanVersion(ValidationFailed):
 class CustomerPlanCurrencyMismatch(CurrencyMismatch):
     code = "subscription_currency_mismatch"
     title = "The plan is not in the customer's currency"
+
+
+class UnknownCoupon(ValidationFailed):
+    code = "unknown_coupon"
+    title = "No coupon has this id"
+
+
+class CouponCurrencyMismatch(CurrencyMismatch):
+    code = "coupon_currency_mismatch"
+    title = "The coupon takes off an amount in another currency than the plan's"
+
+
+class CouponNotForPlan(ValidationFailed):
+    code = "coupon_not_for_plan"
+    title = "The coupon is limited to other plans"
 
 
 # -- reads ------------------------------------------------------------------------------------
@@ -123,6 +140,12 @@ def to_public(stored: StoredSubscription) -> Subscription:
         paused_at=state.paused_at,
         canceled_at=state.canceled_at,
         ended_at=state.ended_at,
+        coupons=[
+            SubscriptionCouponResource(
+                coupon_id=c.coupon_id, code=c.code, start_period=c.start_period
+            )
+            for c in stored.coupons
+        ],
         created_at=stored.created_at,
         updated_at=stored.updated_at,
     )
@@ -175,6 +198,51 @@ async def _plan_version(
     raise UnknownPlan(
         message, errors=[{"field": "plan_id", "message": message, "type": "unknown_plan"}]
     )
+
+
+async def _coupons_for(
+    conn: Connection,
+    tenant_id: str,
+    coupon_ids: list[str],
+    plan: PlanVersion,
+    *,
+    start_period: int,
+) -> tuple[AttachedCoupon, ...]:
+    """The coupons asked for, checked against the plan version, starting at `start_period`.
+
+    Refused, each with its own code (422): a coupon subscriptions has not heard of
+    (`unknown_coupon`), a fixed amount in another currency than the plan's
+    (`coupon_currency_mismatch`), a coupon limited to other plans (`coupon_not_for_plan`).
+    """
+    attached: list[AttachedCoupon] = []
+    for index, coupon_id in enumerate(coupon_ids):
+        field = f"coupons[{index}]"
+        coupon = await repository.get_coupon(conn, tenant_id, coupon_id)
+        if coupon is None:
+            message = f"no coupon {coupon_id}"
+            raise UnknownCoupon(
+                message,
+                coupon_id=coupon_id,
+                errors=[{"field": field, "message": message, "type": "unknown_coupon"}],
+            )
+        if coupon.amount_off is not None and coupon.amount_off.currency != plan.currency:
+            raise CouponCurrencyMismatch(
+                f"coupon {coupon.code} takes off {coupon.amount_off}; plan {plan.plan_id} bills "
+                f"in {plan.currency.code}",
+                coupon_id=coupon_id,
+                coupon_currency=coupon.amount_off.currency.code,
+                plan_currency=plan.currency.code,
+            )
+        if coupon.plan_ids and plan.plan_id not in coupon.plan_ids:
+            message = f"coupon {coupon.code} applies to plans {list(coupon.plan_ids)} only"
+            raise CouponNotForPlan(
+                message,
+                coupon_id=coupon_id,
+                plan_id=plan.plan_id,
+                errors=[{"field": field, "message": message, "type": "coupon_not_for_plan"}],
+            )
+        attached.append(AttachedCoupon(coupon.coupon_id, coupon.code, start_period))
+    return tuple(attached)
 
 
 # -- the customer's clock ---------------------------------------------------------------------
@@ -249,6 +317,7 @@ async def create_subscription(
             customer_currency=customer.currency.code,
             plan_currency=plan.currency.code,
         )
+    coupons = await _coupons_for(conn, tenant_id, list(request.coupons), plan, start_period=0)
     policy = await repository.get_policy(conn, tenant_id)
     trial_days = plan.trial_days if request.trial_days is None else request.trial_days
     transition = domain.start_subscription(
@@ -269,6 +338,7 @@ async def create_subscription(
         revision=1,
         created_at=now,
         updated_at=now,
+        coupons=coupons,
     )
     try:
         await repository.insert(conn, tenant_id, stored)
@@ -536,6 +606,10 @@ def _fields(stored: StoredSubscription) -> dict[str, object]:
         paused_at=state.paused_at,
         canceled_at=state.canceled_at,
         ended_at=state.ended_at,
+        coupons=[
+            SubscriptionCoupon(coupon_id=c.coupon_id, code=c.code, start_period=c.start_period)
+            for c in stored.coupons
+        ],
         created_at=stored.created_at,
         updated_at=stored.updated_at,
     )
