@@ -210,12 +210,13 @@ class TestMonthlyPlan:
         assert invoice.lines[1].amount == usd("95.72")  # 95.725: a tie goes to the even cent
         assert invoice.total == usd("194.72")
 
-    def test_in_advance_usage_is_not_billed_again(self) -> None:
+    def test_in_advance_usage_is_billed_at_the_period_close(self) -> None:
         sheet = PriceSheet(
             USD, [Charge("seats", "seats", PerUnit(usd("2")), timing=BillingTiming.IN_ADVANCE)]
         )
         rated = rate_all(sheet, Usage([UsageRecord("seats", {}, Decimal(3))]), Period(JAN, FEB))
-        assert usage_charges(rated) == ()
+        [charge] = usage_charges(rated)
+        assert charge.amount == usd("6")
 
     def test_zero_invoice(self) -> None:
         invoice = draft(InvoiceInputs())

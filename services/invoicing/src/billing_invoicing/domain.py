@@ -490,13 +490,12 @@ class TaxContext:
 def usage_charges(items: Sequence[RatedLine]) -> tuple[UsageCharge, ...]:
     """Rated line items as usage charges, their tier breakdown kept.
 
-    Lines of an `in_advance` charge are left out: their events were billed one by
-    one as they came, and rating states their period price only to reconcile.
+    Lines of an `in_advance` charge are billed too, at the period's close: nothing bills
+    their events one by one yet, and the period's price equals the sum of the per-event
+    fees wherever the price grows with the quantity (`rating.domain`).
     """
     charges: list[UsageCharge] = []
     for item in items:
-        if item.timing == "in_advance":
-            continue
         tiers = tuple(
             TierDetail(
                 tier.tier_index,

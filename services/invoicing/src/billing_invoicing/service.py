@@ -159,12 +159,10 @@ def tax_context_of(customer: KnownCustomer) -> TaxContext:
 
 
 def usage_from_rated(lines: Sequence[RatedLine]) -> tuple[UsageCharge, ...]:
-    """Rated lines as usage charges, tiers kept. In-advance lines are left out: their events
-    were billed as they came (the domain's `usage_charges` rule)."""
+    """Rated lines as usage charges, tiers kept; in-advance lines too (the domain's
+    `usage_charges` rule: billed at the period's close, as nothing bills them per event)."""
     charges: list[UsageCharge] = []
     for line in lines:
-        if line.billing == "in_advance":
-            continue
         tiers = tuple(
             TierDetail(
                 tier_index=tier.tier,
