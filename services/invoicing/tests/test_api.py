@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -7,6 +8,7 @@ import pytest
 
 from billing_common.db import Pool, transaction
 from billing_common.ids import CustomerId, InvoiceId
+from billing_common.tax import NoTax, RateTableTax
 from billing_invoicing import service
 from billing_invoicing.events import CREDIT_NOTE_ISSUED, INVOICE_VOIDED
 
@@ -44,7 +46,7 @@ async def period_invoice(
             TENANT,
             sub.rated().data,
             now=invoicing.clock(),
-            tax=invoicing.tax,
+            tax=NoTax(),
         )
     return stored.invoice.invoice_id, customer
 
@@ -261,3 +263,51 @@ class TestCreditNotes:
             404,
             "invoice_not_found",
         )
+
+
+class TestTaxRates:
+    async def test_the_tenants_table_is_replaced_whole_and_used_for_its_invoices(
+        self, client: httpx.AsyncClient, invoicing_pool: Pool
+    ) -> None:
+        assert (await client.get("/v1/tax_rates")).json()["rates"] == []
+        async with invoicing_pool.acquire() as conn:
+            assert isinstance(await service.tax_adapter(conn, TENANT), NoTax)
+        table = {
+            "rates": [
+                {"country": "FR", "rate": "0.2"},
+                {"country": "US", "region": "CA", "rate": "0.0725"},
+            ]
+        }
+        stored = await client.put("/v1/tax_rates", json=table)
+        assert stored.status_code == 200, stored.text
+        assert stored.json()["rates"] == [
+            {"country": "FR", "region": None, "rate": "0.2"},
+            {"country": "US", "region": "CA", "rate": "0.0725"},
+        ]
+        async with invoicing_pool.acquire() as conn:
+            taxes = await service.tax_adapter(conn, TENANT)
+        assert isinstance(taxes, RateTableTax)
+        assert taxes.rate_for("FR", "IDF") == ("FR", Decimal("0.2"))
+        assert taxes.rate_for("US", "CA") == ("US-CA", Decimal("0.0725"))
+        assert taxes.rate_for("DE")[1] == 0  # not in the table: not taxed
+        await client.put("/v1/tax_rates", json={"rates": [{"country": "DE", "rate": "0.19"}]})
+        assert [r["country"] for r in (await client.get("/v1/tax_rates")).json()["rates"]] == ["DE"]
+
+    @pytest.mark.parametrize(
+        ("rates", "code"),
+        [
+            (
+                [{"country": "FR", "rate": "0.2"}, {"country": "FR", "rate": "0.1"}],
+                "duplicate_tax_rate",
+            ),
+            ([{"country": "FR", "rate": "1.5"}], "invalid_tax_rate"),
+            ([{"country": "FR", "rate": "-0.1"}], "invalid_tax_rate"),
+            ([{"country": "fr", "rate": "0.2"}], "validation_failed"),
+            ([{"country": "FR", "rate": 0.2}], "validation_failed"),
+        ],
+    )
+    async def test_refusals(
+        self, client: httpx.AsyncClient, rates: list[dict[str, Any]], code: str
+    ) -> None:
+        assert_problem(await client.put("/v1/tax_rates", json={"rates": rates}), 422, code)
+        assert (await client.get("/v1/tax_rates")).json()["rates"] == []

@@ -4,6 +4,7 @@ import pytest
 
 from billing_common.db import Pool, transaction
 from billing_common.ids import CustomerId
+from billing_common.tax import NoTax
 from billing_invoicing import repository, service
 from billing_invoicing.domain import InvalidInvoiceTransition, InvoiceNotEditable, InvoiceStatus
 from billing_invoicing.events import INVOICE_FINALIZED
@@ -32,7 +33,7 @@ async def drafts(pool: Pool, invoicing: service.Invoicing, count: int) -> list[s
         )
         async with transaction(pool) as conn:
             stored = await service.bill_period(
-                conn, invoicing.outbox, TENANT, sub.rated().data, now=NOW, tax=invoicing.tax
+                conn, invoicing.outbox, TENANT, sub.rated().data, now=NOW, tax=NoTax()
             )
         ids.append(stored.invoice.invoice_id)
     return ids
@@ -87,6 +88,4 @@ class TestNumbering:
         )
         async with transaction(invoicing_pool) as conn:
             with pytest.raises(InvoiceNotEditable):
-                await service.add_one_off_line(
-                    conn, TENANT, invoice_id, line, now=NOW, tax=invoicing.tax
-                )
+                await service.add_one_off_line(conn, TENANT, invoice_id, line, now=NOW, tax=NoTax())

@@ -15,16 +15,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from billing_common.db import Connection
 from billing_common.http import json_response, parse_body, parse_query, tenant_of
 from billing_common.ids import CustomerId, InvoiceId
 from billing_common.runtime import ServiceContext
-from billing_common.tax import NoTax, TaxAdapter
+from billing_common.tax import TaxAdapter
 from billing_invoicing import service
 from billing_invoicing.schemas import (
     CreditNoteCreate,
     CreditNoteListQuery,
     InvoiceListQuery,
     OneOffLineCreate,
+    TaxRates,
 )
 
 
@@ -33,7 +35,10 @@ def _invoice_id(request: Request) -> InvoiceId:
 
 
 def routes(runtime: ServiceContext, tax: TaxAdapter | None = None) -> Sequence[BaseRoute]:
-    taxes: TaxAdapter = tax if tax is not None else NoTax()
+    """`tax` replaces every tenant's rate table (tests); without it each tenant's own."""
+
+    async def taxes_of(conn: Connection, tenant: str) -> TaxAdapter:
+        return tax if tax is not None else await service.tax_adapter(conn, tenant)
 
     async def list_all(request: Request) -> Response:
         tenant = tenant_of(request)
@@ -73,7 +78,7 @@ def routes(runtime: ServiceContext, tax: TaxAdapter | None = None) -> Sequence[B
         async with runtime.unit_of_work() as conn:
             now = await service.invoice_now(conn, tenant, invoice_id, now=runtime.clock())
             stored = await service.add_one_off_line(
-                conn, tenant, invoice_id, body, now=now, tax=taxes
+                conn, tenant, invoice_id, body, now=now, tax=await taxes_of(conn, tenant)
             )
         return json_response(service.to_public(stored), status_code=201)
 
@@ -101,8 +106,21 @@ def routes(runtime: ServiceContext, tax: TaxAdapter | None = None) -> Sequence[B
         tenant = tenant_of(request)
         customer_id = CustomerId.parse(request.path_params["customer_id"])
         async with runtime.pool.acquire() as conn:
-            preview = await service.upcoming_invoice(conn, tenant, customer_id, tax=taxes)
+            preview = await service.upcoming_invoice(
+                conn, tenant, customer_id, tax=await taxes_of(conn, tenant)
+            )
         return json_response(preview)
+
+    async def get_tax_rates(request: Request) -> Response:
+        tenant = tenant_of(request)
+        async with runtime.pool.acquire() as conn:
+            return json_response(await service.get_tax_rates(conn, tenant))
+
+    async def put_tax_rates(request: Request) -> Response:
+        tenant = tenant_of(request)
+        body = await parse_body(request, TaxRates)
+        async with runtime.unit_of_work() as conn:
+            return json_response(await service.set_tax_rates(conn, tenant, body))
 
     async def create_credit_note(request: Request) -> Response:
         tenant = tenant_of(request)
@@ -127,6 +145,8 @@ def routes(runtime: ServiceContext, tax: TaxAdapter | None = None) -> Sequence[B
         Route("/v1/invoices/{invoice_id}/pdf", pdf, methods=["GET"]),
         Route("/v1/invoices/{invoice_id}/html", html, methods=["GET"]),
         Route("/v1/customers/{customer_id}/upcoming_invoice", upcoming, methods=["GET"]),
+        Route("/v1/tax_rates", get_tax_rates, methods=["GET"]),
+        Route("/v1/tax_rates", put_tax_rates, methods=["PUT"]),
         Route("/v1/credit_notes", create_credit_note, methods=["POST"]),
         Route("/v1/credit_notes", list_credit_notes, methods=["GET"]),
     ]

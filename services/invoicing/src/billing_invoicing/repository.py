@@ -786,3 +786,24 @@ async def customers_with_parked_periods(conn: Connection, tenant_id: str) -> lis
 
 async def unpark_period(conn: Connection, saga_id: uuid.UUID) -> None:
     await conn.execute("DELETE FROM parked_periods WHERE saga_id = $1", saga_id)
+
+
+# -- tax rates --------------------------------------------------------------------------------
+
+
+async def tax_rates(conn: Connection, tenant_id: str) -> list[tuple[str, str | None, Decimal]]:
+    rows = await conn.fetch(
+        "SELECT country, region, rate FROM tax_rates WHERE tenant_id = $1 ORDER BY country, region",
+        tenant_id,
+    )
+    return [(row["country"], row["region"] or None, row["rate"]) for row in rows]
+
+
+async def replace_tax_rates(
+    conn: Connection, tenant_id: str, rates: Sequence[tuple[str, str | None, Decimal]]
+) -> None:
+    await conn.execute("DELETE FROM tax_rates WHERE tenant_id = $1", tenant_id)
+    await conn.executemany(
+        "INSERT INTO tax_rates (tenant_id, country, region, rate) VALUES ($1, $2, $3, $4)",
+        [(tenant_id, country, region or "", rate) for country, region, rate in rates],
+    )

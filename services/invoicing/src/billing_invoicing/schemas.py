@@ -234,3 +234,19 @@ class CreditNoteList(BaseModel):
     data: list[CreditNoteResource]
     has_more: bool
     next_cursor: str | None = Field(description="Pass as `starting_after` for the next page")
+
+
+class TaxRate(_Strict):
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+    region: Annotated[str, Field(min_length=1, max_length=10)] | None = Field(
+        default=None, description="a region of the country (US state, ...); none: all of it"
+    )
+    rate: DecimalText = Field(description="a fraction: 0.2 is 20 %; from 0 to 1 excluded")
+
+
+class TaxRates(_Strict):
+    """`PUT /v1/tax_rates`: the tenant's whole table. A customer is taxed at its billing
+    address's region's rate, else its country's; a place not in the table is not taxed."""
+
+    object: Literal["tax_rates"] = "tax_rates"
+    rates: list[TaxRate] = Field(default_factory=list, max_length=500)

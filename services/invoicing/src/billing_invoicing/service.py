@@ -56,16 +56,17 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from billing_common.cycle import TestClockAdvanced
 from billing_common.db import Connection
-from billing_common.errors import CurrencyMismatch, NotFound, ServiceUnavailable
+from billing_common.errors import CurrencyMismatch, NotFound, ServiceUnavailable, ValidationFailed
 from billing_common.events import CloudEvent, DataT
 from billing_common.ids import CreditNoteId, CustomerId, InvoiceId
 from billing_common.money import Money
 from billing_common.outbox import OutboxWriter
 from billing_common.runtime import ServiceContext
-from billing_common.tax import NoTax, TaxAdapter
+from billing_common.tax import NoTax, RateTableTax, TaxAdapter
 from billing_invoicing import domain, projections, repository
 from billing_invoicing.credit_notes import CreditLineRequest, issue_credit_note
 from billing_invoicing.domain import (
@@ -113,6 +114,8 @@ from billing_invoicing.schemas import (
     InvoiceResource,
     InvoiceTotals,
     OneOffLineCreate,
+    TaxRate,
+    TaxRates,
     UpcomingInvoice,
 )
 from billing_pricing.events import CouponCreated
@@ -806,6 +809,61 @@ async def list_credit_notes(
     )
 
 
+# -- tax rates --------------------------------------------------------------------------------
+
+
+class DuplicateTaxRate(ValidationFailed):
+    code = "duplicate_tax_rate"
+    title = "A jurisdiction appears twice"
+
+
+class InvalidTaxRate(ValidationFailed):
+    code = "invalid_tax_rate"
+    title = "A tax rate is a fraction from 0 to 1"
+
+
+async def tax_adapter(conn: Connection, tenant_id: str) -> TaxAdapter:
+    """The tenant's taxes: its rate table, or no tax when it has none. A place the table
+    does not name is not taxed (rate 0)."""
+    rates = await repository.tax_rates(conn, tenant_id)
+    if not rates:
+        return NoTax()
+    return RateTableTax(
+        {(country, region): rate for country, region, rate in rates}, default_rate=Decimal(0)
+    )
+
+
+async def get_tax_rates(conn: Connection, tenant_id: str) -> TaxRates:
+    return TaxRates(
+        rates=[
+            TaxRate(country=country, region=region, rate=rate)
+            for country, region, rate in await repository.tax_rates(conn, tenant_id)
+        ]
+    )
+
+
+async def set_tax_rates(conn: Connection, tenant_id: str, body: TaxRates) -> TaxRates:
+    """Replace the tenant's table; invoices finalized before keep the tax they had."""
+    seen: set[tuple[str, str | None]] = set()
+    for index, rate in enumerate(body.rates):
+        place = (rate.country, rate.region)
+        if place in seen:
+            raise DuplicateTaxRate(
+                f"{rate.country}{'-' + rate.region if rate.region else ''} appears twice",
+                errors=[{"field": f"rates.{index}", "message": "appears twice"}],
+            )
+        seen.add(place)
+        if not Decimal(0) <= rate.rate < Decimal(1):
+            raise InvalidTaxRate(
+                f"rate {rate.rate} must be a fraction from 0 to 1 (0.2 is 20 %)",
+                errors=[{"field": f"rates.{index}.rate", "message": "from 0 to 1"}],
+            )
+    await repository.replace_tax_rates(
+        conn, tenant_id, [(rate.country, rate.region, rate.rate) for rate in body.rates]
+    )
+    return await get_tax_rates(conn, tenant_id)
+
+
 # -- the service's handlers, bound to its outbox, clock and tax adapter ---------------------------
 
 
@@ -821,13 +879,16 @@ class Invoicing:
     ) -> None:
         self.outbox = outbox
         self.clock = clock
-        self.tax: TaxAdapter = tax if tax is not None else NoTax()
+        self._tax = tax
+
+    async def taxes(self, conn: Connection, tenant_id: str) -> TaxAdapter:
+        """The adapter given at construction (tests), else the tenant's rate table."""
+        return self._tax if self._tax is not None else await tax_adapter(conn, tenant_id)
 
     async def period_rated(self, conn: Connection, event: CloudEvent[PeriodRated]) -> None:
         """The saga step: the period's invoice (retryable while projections lag)."""
-        await bill_period(
-            conn, self.outbox, event.tenantid, event.data, now=self.clock(), tax=self.tax
-        )
+        tax = await self.taxes(conn, event.tenantid)
+        await bill_period(conn, self.outbox, event.tenantid, event.data, now=self.clock(), tax=tax)
 
     async def bill_or_park(self, conn: Connection, event: CloudEvent[PeriodRated]) -> None:
         """The saga step as the consumer runs it: the period's invoice, or, while the
@@ -865,8 +926,9 @@ class Invoicing:
             period = PeriodRated.model_validate_json(payload)
             try:
                 async with conn.transaction():
+                    tax = await self.taxes(conn, tenant_id)
                     await bill_period(
-                        conn, self.outbox, tenant_id, period, now=self.clock(), tax=self.tax
+                        conn, self.outbox, tenant_id, period, now=self.clock(), tax=tax
                     )
             except ProjectionBehind:
                 continue
