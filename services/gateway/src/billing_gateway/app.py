@@ -16,6 +16,11 @@ has acknowledged every message; a Kafka failure is a retryable `503` (metering
 counts a resent event once, by customer and id). An Idempotency-Key is honoured
 as on every POST (a retry replays the first `202`), but is not needed: events are
 idempotent by their ids already.
+
+The upcoming invoice (`GET /v1/customers/{customer_id}/upcoming_invoice`) is the
+gateway's own too: authenticated and rate-limited the same way, then composed from
+invoicing, subscriptions, pricing, metering and rating (`upcoming_invoice`), so that
+it previews the usage of the current periods so far as well.
 """
 
 from __future__ import annotations
@@ -62,12 +67,17 @@ from billing_gateway.idempotency import (
     parse_idempotency_key,
     request_fingerprint,
 )
-from billing_gateway.openapi import build_openapi
+from billing_gateway.openapi import GATEWAY_OPERATIONS, build_openapi
 from billing_gateway.proxy import REQUEST_ID_HEADER, UpstreamRequest, Upstreams, request_id_of
 from billing_gateway.ratelimit import RateLimitExceeded, RateLimitPolicy, TokenBucketLimiter
 from billing_gateway.repository import PostgresApiKeyStore
 from billing_gateway.routes import ROUTES, RouteSpec
 from billing_gateway.settings import GatewaySettings
+from billing_gateway.upcoming_invoice import (
+    UPCOMING_INVOICE_PATH,
+    UpstreamRejected,
+    preview_upcoming_invoice,
+)
 from billing_gateway.usage_events import (
     EVENTS_PATH,
     EventsRejected,
@@ -271,12 +281,14 @@ class Gateway:
             if spec.method in methods:
                 raise ValueError(f"{spec.method} {spec.path} is in the route table twice")
             methods[spec.method] = spec
-        if "POST" in by_path.get(EVENTS_PATH, {}):
-            raise ValueError(f"POST {EVENTS_PATH} is the gateway's own; not for the route table")
+        for method, path in GATEWAY_OPERATIONS:
+            if method in by_path.get(path, {}):
+                raise ValueError(f"{method} {path} is the gateway's own; not for the route table")
         routes: list[BaseRoute] = [
             Route("/openapi.json", self._serve_openapi, methods=["GET"]),
             Route("/docs", self._serve_docs, methods=["GET"]),
             Route(EVENTS_PATH, self.ingest_events, methods=["POST"]),
+            Route(UPCOMING_INVOICE_PATH, self.upcoming_invoice, methods=["GET"]),
         ]
         routes += [
             Route(path, self._endpoint(methods), methods=list(methods))
@@ -310,6 +322,15 @@ class Gateway:
         """`POST /v1/events`: usage events to Kafka, `202` once acknowledged."""
         return await self._observed(
             "POST", EVENTS_PATH, request, lambda request_id: self._ingest_events(request)
+        )
+
+    async def upcoming_invoice(self, request: Request) -> Response:
+        """`GET /v1/customers/{customer_id}/upcoming_invoice`: the period so far, with usage."""
+        return await self._observed(
+            "GET",
+            UPCOMING_INVOICE_PATH,
+            request,
+            lambda request_id: self._upcoming_invoice(request, request_id),
         )
 
     async def _observed(
@@ -374,6 +395,23 @@ class Gateway:
             request_fingerprint(request.method, path, body),
             lambda: self.upstreams.forward(upstream),
         )
+
+    async def _upcoming_invoice(self, request: Request, request_id: str) -> Response:
+        principal = await self.authenticator.authenticate(request.headers.get("authorization"))
+        await self.limiter.enforce(principal.rate_limit_key)
+        # The customer id as the client sent it (still percent-encoded), as the proxy would.
+        segment = _raw_path(request).removeprefix("/v1/customers/").split("/", 1)[0]
+        try:
+            preview = await preview_upcoming_invoice(
+                self.upstreams,
+                tenant_id=principal.tenant_id,
+                request_id=request_id,
+                customer_segment=segment,
+                now=self.clock(),
+            )
+        except UpstreamRejected as rejected:
+            return rejected.response()
+        return Response(preview.model_dump_json(), media_type="application/json")
 
     async def _ingest_events(self, request: Request) -> Response:
         principal = await self.authenticator.authenticate(request.headers.get("authorization"))

@@ -3,8 +3,9 @@
 Every `RouteSpec` becomes one operation: path parameters from its path, query
 parameters from its query model, the request body and success response from
 its models (pydantic JSON Schema, which is what OpenAPI 3.1 speaks), and the
-problem+json errors the gateway can answer with. The gateway's own operation,
-usage ingestion (`POST /v1/events`, `GATEWAY_OPERATIONS`), is described beside them.
+problem+json errors the gateway can answer with. The gateway's own operations
+(`GATEWAY_OPERATIONS`), usage ingestion (`POST /v1/events`) and the upcoming invoice
+with usage (`GET /v1/customers/{customer_id}/upcoming_invoice`), are described beside them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from billing_common.http import PROBLEM_JSON
 from billing_gateway.events import MAX_EVENTS_PER_REQUEST
 from billing_gateway.idempotency import IDEMPOTENCY_KEY_HEADER
 from billing_gateway.routes import RouteSpec
+from billing_gateway.upcoming_invoice import (
+    PREVIEWED_STATUSES,
+    UPCOMING_INVOICE_PATH,
+    UpcomingInvoiceWithUsage,
+)
 from billing_gateway.usage_events import (
     CLOUDEVENT,
     CLOUDEVENT_BATCH,
@@ -72,7 +78,10 @@ class UsageEventsRejectedProblem(Problem):
     )
 
 
-GATEWAY_OPERATIONS: tuple[tuple[str, str], ...] = (("POST", EVENTS_PATH),)
+GATEWAY_OPERATIONS: tuple[tuple[str, str], ...] = (
+    ("POST", EVENTS_PATH),
+    ("GET", UPCOMING_INVOICE_PATH),
+)
 """(method, path) of the operations the gateway serves itself, beside the route table."""
 
 USAGE_TAG = "usage"
@@ -321,6 +330,60 @@ def _usage_events_operation(refs: _Refs) -> dict[str, Any]:
     }
 
 
+_UPCOMING_INVOICE_DESCRIPTION = (
+    "What the customer's next invoices bill so far: invoicing's pending base fees and "
+    "prorations (`lines`, `total`, as invoicing previews them), and the usage of each "
+    + ", ".join(f"`{status}`" for status in PREVIEWED_STATUSES)
+    + " subscription's current period from its start up to now (`usage_through`), rated "
+    "against its plan version with the customer's price overrides (`usage_lines`, exact "
+    "amounts before rounding to the minor unit). `usage_total` adds up the `in_arrears` "
+    "usage lines (an `in_advance` charge's events were billed as they came) and "
+    "`total_with_usage` is `total` plus `usage_total`. Not previewed: the usage of the "
+    "customer's children, tax on usage and the plan's minimum commitment. Every amount is "
+    "an exact decimal string."
+)
+
+
+def _upcoming_invoice_operation(refs: _Refs) -> dict[str, Any]:
+    """`GET /v1/customers/{customer_id}/upcoming_invoice`, composed by the gateway."""
+    problem = {PROBLEM_JSON: {"schema": refs[(Problem, "serialization")]}}
+    return {
+        "operationId": "get_v1_customers_customer_id_upcoming_invoice",
+        "summary": "Preview the customer's upcoming invoice, usage so far included",
+        "description": _UPCOMING_INVOICE_DESCRIPTION,
+        "tags": ["invoicing"],
+        "parameters": [
+            {"name": "customer_id", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "responses": {
+            "200": {
+                "description": UpcomingInvoiceWithUsage.__name__,
+                "content": {
+                    "application/json": {
+                        "schema": refs[(UpcomingInvoiceWithUsage, "serialization")]
+                    }
+                },
+            },
+            "401": {"$ref": "#/components/responses/Unauthenticated"},
+            "404": {"$ref": "#/components/responses/NotFound"},
+            "422": {
+                "description": "The customer id is not valid (`invalid_id`), a service "
+                "refused the usage it was given (its code, e.g. `usage_inconsistent`), or a "
+                "subscription's usage is in another currency than the invoice "
+                "(`currency_mismatch`)",
+                "content": problem,
+            },
+            "429": {"$ref": "#/components/responses/RateLimited"},
+            "503": {
+                "description": "A service the preview reads failed, could not be reached or "
+                "did not answer in time (`service_unavailable`): retry",
+                "headers": _RESPONSE_HEADERS[503],
+                "content": problem,
+            },
+        },
+    }
+
+
 def _refs_in(value: Any) -> set[str]:
     found: set[str] = set()
     stack = [value]
@@ -369,6 +432,7 @@ def build_openapi(
         (CloudEventInput, "validation"),
         (UsageEventsAccepted, "serialization"),
         (UsageEventsRejectedProblem, "serialization"),
+        (UpcomingInvoiceWithUsage, "serialization"),
         (Problem, "serialization"),
     ]
     ref_map, top = models_json_schema(_unique(inputs), ref_template=REF_TEMPLATE)
@@ -379,9 +443,10 @@ def build_openapi(
     for spec in routes:
         paths.setdefault(spec.path, {})[spec.method.lower()] = _operation(spec, refs, schemas)
     paths.setdefault(EVENTS_PATH, {})["post"] = _usage_events_operation(refs)
+    paths.setdefault(UPCOMING_INVOICE_PATH, {})["get"] = _upcoming_invoice_operation(refs)
 
     responses = _error_responses(refs[(Problem, "serialization")])
-    tags = sorted({spec.service for spec in routes} | {USAGE_TAG})
+    tags = sorted({spec.service for spec in routes} | {USAGE_TAG, "invoicing"})
     return {
         "openapi": "3.1.0",
         "info": {

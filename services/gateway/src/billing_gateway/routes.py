@@ -3,7 +3,8 @@
 A service exposes an endpoint by adding a `RouteSpec` to its group below (and
 to `ROUTES` if the group is new); the gateway then authenticates, rate-limits,
 validates and forwards it, and `/openapi.json` and `/docs` describe it. The
-service itself serves the same method and path (see its `api.py`).
+service itself serves the same method and path (see its `api.py`). The operations the
+gateway serves itself (`openapi.GATEWAY_OPERATIONS`) are not in this table.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from billing_invoicing.schemas import (
     InvoiceListQuery,
     InvoiceResource,
     OneOffLineCreate,
-    UpcomingInvoice,
+    TaxRates,
 )
 from billing_ledger.schemas import (
     CustomerBalance,
@@ -707,13 +708,24 @@ INVOICING: tuple[RouteSpec, ...] = (
     ),
     RouteSpec(
         "GET",
-        "/v1/customers/{customer_id}/upcoming_invoice",
+        "/v1/tax_rates",
         service="invoicing",
-        summary="Preview the customer's pending base fees and prorations",
-        description="Usage is invoiced when its period closes and is not in this preview.",
+        summary="The tenant's tax rates",
         request_model=None,
         query_model=None,
-        response_model=UpcomingInvoice,
+        response_model=TaxRates,
+    ),
+    RouteSpec(
+        "PUT",
+        "/v1/tax_rates",
+        service="invoicing",
+        summary="Replace the tenant's tax rates",
+        description="By country, or a region of it (a fraction: 0.2 is 20 %). A customer is "
+        "taxed at its billing address's region's rate, else its country's; a place not in the "
+        "table is not taxed. Invoices already finalized keep their tax.",
+        request_model=TaxRates,
+        query_model=None,
+        response_model=TaxRates,
     ),
     RouteSpec(
         "POST",
