@@ -11,6 +11,7 @@ import httpx
 import pytest
 from faststream.kafka import KafkaBroker
 
+from billing_common import clock_projection
 from billing_common.consumer import ConsumerPolicy, InboxConsumer
 from billing_common.cycle import (
     TEST_CLOCK_ADVANCED,
@@ -122,7 +123,7 @@ class TestClockProjection:
     ) -> None:
         other = CustomerId.new()
         async with transaction(invoicing_pool) as conn:
-            assert await repository.customer_clock_time(conn, TENANT, other) is None
+            assert await clock_projection.customer_clock_time(conn, TENANT, other) is None
         await on_clock.start(grace_days=0)
         await on_clock.advance(MAY)
         await on_clock.advance(APRIL + 3 * DAY)  # late and earlier: ignored
@@ -133,8 +134,10 @@ class TestClockProjection:
             await projections.test_clock_customer_attached(
                 conn, attached(on_clock.clock, other, APRIL)
             )
-            assert await repository.customer_clock_time(conn, TENANT, on_clock.customer) == MAY
-            assert await repository.customer_clock_time(conn, TENANT, other) == MAY
+            assert (
+                await clock_projection.customer_clock_time(conn, TENANT, on_clock.customer) == MAY
+            )
+            assert await clock_projection.customer_clock_time(conn, TENANT, other) == MAY
 
 
 class TestGracePeriodOnTheClock:

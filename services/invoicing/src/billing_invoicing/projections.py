@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from billing_common import clock_projection
 from billing_common.cycle import PeriodClosing, TestClockCustomerAttached
 from billing_common.db import Connection
 from billing_common.discounts import CouponTerms
@@ -207,7 +208,9 @@ async def test_clock_customer_attached(
 ) -> None:
     """The customer lives on the clock's time from now on."""
     data = event.data
-    await repository.advance_test_clock(conn, event.tenantid, data.test_clock_id, data.frozen_time)
-    await repository.attach_to_test_clock(
+    await clock_projection.advance_test_clock(
+        conn, event.tenantid, data.test_clock_id, data.frozen_time
+    )
+    await clock_projection.attach_to_test_clock(
         conn, event.tenantid, data.customer_id, data.test_clock_id, data.attached_at
     )

@@ -58,6 +58,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from billing_common import clock_projection
 from billing_common.cycle import TestClockAdvanced
 from billing_common.db import Connection
 from billing_common.errors import CurrencyMismatch, NotFound, ServiceUnavailable, ValidationFailed
@@ -378,7 +379,7 @@ async def bill_period(
         )
     # On the real clock the draft is made now; on a test clock when the period closed on
     # it (its end), and the clock is at least there (a later time may already be known).
-    on_clock = await repository.customer_clock_time(conn, tenant_id, billed.customer_id)
+    on_clock = await clock_projection.customer_clock_time(conn, tenant_id, billed.customer_id)
     made_at = now if on_clock is None else period.period_end
     clock_now = now if on_clock is None else max(on_clock, period.period_end)
     draft = await repository.find_open_draft(
@@ -598,7 +599,7 @@ async def clock_advanced(
     """The clock moved: its customers' drafts whose grace period it passed are finalized.
     A late, earlier advance moves nothing back (the latest time known is used)."""
     data = event.data
-    clock_time = await repository.advance_test_clock(
+    clock_time = await clock_projection.advance_test_clock(
         conn, event.tenantid, data.test_clock_id, data.frozen_time
     )
     return await finalize_due_on_clock(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 
+from billing_common import clock_projection
 from billing_common.cycle import PeriodClosing
 from billing_common.db import Connection
 from billing_common.events import CloudEvent
@@ -49,7 +50,7 @@ async def period_closing(
     renewed."""
     data = event.data
     if data.test_clock_id is not None:
-        await repository.advance_test_clock(
+        await clock_projection.advance_test_clock(
             conn, event.tenantid, data.test_clock_id, data.closed_at
         )
     stored = await repository.get(conn, event.tenantid, data.subscription_id, for_update=True)
@@ -76,7 +77,7 @@ async def trial_end_requested(
     whether it ended."""
     data = event.data
     if data.test_clock_id is not None:
-        await repository.advance_test_clock(
+        await clock_projection.advance_test_clock(
             conn, event.tenantid, data.test_clock_id, data.requested_at
         )
     stored = await repository.get(conn, event.tenantid, data.subscription_id, for_update=True)

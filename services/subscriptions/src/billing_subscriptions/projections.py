@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from billing_common import clock_projection
 from billing_common.cycle import TestClockAdvanced, TestClockCustomerAttached
 from billing_common.db import Connection
 from billing_common.events import CloudEvent
@@ -97,7 +98,7 @@ async def test_clock_customer_attached(
     attachment is kept unless a later one is known)."""
     data = event.data
     tenant_id = event.tenantid
-    await repository.advance_test_clock(conn, tenant_id, data.test_clock_id, data.frozen_time)
+    await clock_projection.advance_test_clock(conn, tenant_id, data.test_clock_id, data.frozen_time)
     if await repository.has_subscriptions(conn, tenant_id, data.customer_id):
         # The engine refuses to attach a customer it knows subscriptions of; one created
         # here before this event arrived keeps the real-clock instants it was made at.
@@ -106,7 +107,7 @@ async def test_clock_customer_attached(
             data.customer_id,
             data.test_clock_id,
         )
-    await repository.attach_to_test_clock(
+    await clock_projection.attach_to_test_clock(
         conn, tenant_id, data.customer_id, data.test_clock_id, data.attached_at
     )
 
@@ -114,4 +115,6 @@ async def test_clock_customer_attached(
 async def test_clock_advanced(conn: Connection, event: CloudEvent[TestClockAdvanced]) -> None:
     """The clock's customers live at its new time (a late, earlier advance changes nothing)."""
     data = event.data
-    await repository.advance_test_clock(conn, event.tenantid, data.test_clock_id, data.frozen_time)
+    await clock_projection.advance_test_clock(
+        conn, event.tenantid, data.test_clock_id, data.frozen_time
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, datetime
 
+from billing_common import clock_projection
 from billing_common.currency import Currency
 from billing_common.db import Connection
 from billing_common.errors import Conflict, CurrencyMismatch, NotFound, ValidationFailed
@@ -253,7 +254,7 @@ async def customer_now(
 ) -> datetime:
     """The time the customer lives on: its test clock's frozen time if it is attached to
     one, else `now` (the real time)."""
-    frozen = await repository.customer_clock_time(conn, tenant_id, customer_id)
+    frozen = await clock_projection.customer_clock_time(conn, tenant_id, customer_id)
     return now if frozen is None else frozen
 
 
