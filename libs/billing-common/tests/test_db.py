@@ -7,6 +7,7 @@ from billing_common.db import (
     Migration,
     apply_migrations,
     create_pool,
+    fetch_page,
     load_migrations,
     transaction,
     validate_schema_name,
@@ -79,3 +80,45 @@ class TestApplyMigrations:
             assert await apply_migrations(pool, fresh_schema, [FIRST]) == [FIRST]
         finally:
             await pool.close()
+
+
+@pytest.mark.service
+async def test_fetch_page_walks_a_tenants_rows_in_id_order(
+    database_url: str, fresh_schema: str
+) -> None:
+    pool = await create_pool(database_url, fresh_schema)
+    try:
+        await apply_migrations(
+            pool,
+            fresh_schema,
+            [
+                Migration(
+                    1, "rows", "CREATE TABLE rows (id TEXT PRIMARY KEY, tenant_id TEXT, kind TEXT)"
+                )
+            ],
+        )
+        await pool.executemany(
+            "INSERT INTO rows VALUES ($1, $2, $3)",
+            [(f"r{n}", "ten_1", "odd" if n % 2 else "even") for n in range(5)]
+            + [("r9", "ten_2", "odd")],
+        )
+        async with pool.acquire() as conn:
+
+            async def page(after: str | None, kind: str | None) -> tuple[list[str], bool]:
+                rows, more = await fetch_page(
+                    conn,
+                    table="rows",
+                    columns="id",
+                    tenant_id="ten_1",
+                    limit=2,
+                    starting_after=after,
+                    equal={"kind": kind},
+                )
+                return [row["id"] for row in rows], more
+
+            assert await page(None, None) == (["r0", "r1"], True)
+            assert await page("r1", None) == (["r2", "r3"], True)
+            assert await page("r3", None) == (["r4"], False)
+            assert await page(None, "odd") == (["r1", "r3"], False)  # never ten_2's r9
+    finally:
+        await pool.close()

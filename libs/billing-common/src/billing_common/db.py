@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -144,3 +144,37 @@ async def transaction(pool: Pool) -> AsyncIterator[Connection]:
     """One connection in one transaction: the unit of work a use case runs in."""
     async with pool.acquire() as conn, conn.transaction():
         yield conn
+
+
+async def fetch_page(
+    conn: Connection,
+    *,
+    table: str,
+    columns: str,
+    tenant_id: str,
+    limit: int,
+    starting_after: object | None,
+    equal: Mapping[str, object | None],
+) -> tuple[list[asyncpg.Record], bool]:
+    """One page of a tenant's `table` for cursor pagination: up to `limit` rows in id order
+    (ids are time-ordered) after the id `starting_after`, each column of `equal` whose value
+    is not None matching it; and whether more rows follow.
+
+    `table`, `columns` and the keys of `equal` are SQL written by the caller, never input.
+    """
+    clauses = ["tenant_id = $1"]
+    args: list[object] = [tenant_id]
+    if starting_after is not None:
+        args.append(starting_after)
+        clauses.append(f"id > ${len(args)}")
+    for column, value in equal.items():
+        if value is not None:
+            args.append(value)
+            clauses.append(f"{column} = ${len(args)}")
+    args.append(limit + 1)
+    rows = await conn.fetch(
+        f"SELECT {columns} FROM {table} WHERE {' AND '.join(clauses)}"
+        f" ORDER BY id LIMIT ${len(args)}",
+        *args,
+    )
+    return list(rows[:limit]), len(rows) > limit

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from billing_audit.schemas import AuditEvent
-from billing_common.db import Connection
+from billing_common.db import Connection, fetch_page
 from billing_common.ids import AuditEventId
 
 
@@ -35,19 +34,14 @@ async def list_page(
     limit: int,
     starting_after: str | None,
 ) -> tuple[list[AuditEvent], bool]:
-    clauses = ["tenant_id = $1"]
-    args: list[Any] = [tenant_id]
-    for column, value in (("subject", subject), ("type", type_)):
-        if value is not None:
-            args.append(value)
-            clauses.append(f"{column} = ${len(args)}")
-    if starting_after is not None:
-        args.append(starting_after)
-        clauses.append(f"id > ${len(args)}")
-    args.append(limit + 1)
-    rows = await conn.fetch(
-        f"SELECT * FROM audit_events WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ${len(args)}",
-        *args,
+    rows, has_more = await fetch_page(
+        conn,
+        table="audit_events",
+        columns="*",
+        tenant_id=tenant_id,
+        limit=limit,
+        starting_after=starting_after,
+        equal={"subject": subject, "type": type_},
     )
     entries = [
         AuditEvent(
@@ -60,6 +54,6 @@ async def list_page(
             recorded_at=row["recorded_at"],
             data=json.loads(row["data"]),
         )
-        for row in rows[:limit]
+        for row in rows
     ]
-    return entries, len(rows) > limit
+    return entries, has_more

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from typing import Any
 
 import asyncpg
 
-from billing_common.db import Connection
+from billing_common.db import Connection, fetch_page
 from billing_common.ids import CustomerId
 from billing_customers.schemas import BillingAddress, Customer, TaxId
 
@@ -149,22 +148,13 @@ async def list_page(
     parent_id: str | None = None,
 ) -> tuple[list[Customer], bool]:
     """One page in id order (ids are time-ordered); also says whether more follow."""
-    clauses = ["tenant_id = $1"]
-    args: list[Any] = [tenant_id]
-    if starting_after is not None:
-        args.append(starting_after)
-        clauses.append(f"id > ${len(args)}")
-    if external_id is not None:
-        args.append(external_id)
-        clauses.append(f"external_id = ${len(args)}")
-    if parent_id is not None:
-        args.append(parent_id)
-        clauses.append(f"parent_id = ${len(args)}")
-    args.append(limit + 1)
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM customers WHERE {' AND '.join(clauses)}"
-        f" ORDER BY id LIMIT ${len(args)}",
-        *args,
+    rows, has_more = await fetch_page(
+        conn,
+        table="customers",
+        columns=_COLUMNS,
+        tenant_id=tenant_id,
+        limit=limit,
+        starting_after=starting_after,
+        equal={"external_id": external_id, "parent_id": parent_id},
     )
-    customers = [_to_customer(row) for row in rows[:limit]]
-    return customers, len(rows) > limit
+    return [_to_customer(row) for row in rows], has_more

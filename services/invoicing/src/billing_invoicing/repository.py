@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
 
 from billing_common.currency import Currency
-from billing_common.db import Connection
+from billing_common.db import Connection, fetch_page
 from billing_common.discounts import CouponDuration, CouponTerms
 from billing_common.ids import CustomerId
 from billing_common.money import Money
@@ -497,24 +496,16 @@ async def list_invoices(
     status: InvoiceStatus | None,
 ) -> tuple[list[StoredInvoice], bool]:
     """One page in id order (ids are time-ordered); also says whether more follow."""
-    clauses = ["tenant_id = $1"]
-    args: list[Any] = [tenant_id]
-    if starting_after is not None:
-        args.append(starting_after)
-        clauses.append(f"id > ${len(args)}")
-    if customer_id is not None:
-        args.append(customer_id)
-        clauses.append(f"customer_id = ${len(args)}")
-    if status is not None:
-        args.append(status.value)
-        clauses.append(f"status = ${len(args)}")
-    args.append(limit + 1)
-    rows = await conn.fetch(
-        f"SELECT {_INVOICE_COLUMNS} FROM invoices WHERE {' AND '.join(clauses)}"
-        f" ORDER BY id LIMIT ${len(args)}",
-        *args,
+    rows, has_more = await fetch_page(
+        conn,
+        table="invoices",
+        columns=_INVOICE_COLUMNS,
+        tenant_id=tenant_id,
+        limit=limit,
+        starting_after=starting_after,
+        equal={"customer_id": customer_id, "status": None if status is None else status.value},
     )
-    return [_to_stored(row) for row in rows[:limit]], len(rows) > limit
+    return [_to_stored(row) for row in rows], has_more
 
 
 async def due_drafts(conn: Connection, now: datetime, limit: int) -> list[tuple[str, str]]:
@@ -650,25 +641,19 @@ async def list_credit_notes(
     invoice_id: str | None,
 ) -> tuple[list[tuple[str, CreditNote]], bool]:
     """One page of `(customer_id, credit note)` in id order, and whether more follow."""
-    clauses = ["tenant_id = $1"]
-    args: list[Any] = [tenant_id]
-    if starting_after is not None:
-        args.append(starting_after)
-        clauses.append(f"id > ${len(args)}")
-    if invoice_id is not None:
-        args.append(invoice_id)
-        clauses.append(f"invoice_id = ${len(args)}")
-    args.append(limit + 1)
-    rows = await conn.fetch(
-        f"SELECT customer_id, document FROM credit_notes WHERE {' AND '.join(clauses)}"
-        f" ORDER BY id LIMIT ${len(args)}",
-        *args,
+    rows, has_more = await fetch_page(
+        conn,
+        table="credit_notes",
+        columns="customer_id, document",
+        tenant_id=tenant_id,
+        limit=limit,
+        starting_after=starting_after,
+        equal={"invoice_id": invoice_id},
     )
     page = [
-        (row["customer_id"], codec.decode(CreditNote, json.loads(row["document"])))
-        for row in rows[:limit]
+        (row["customer_id"], codec.decode(CreditNote, json.loads(row["document"]))) for row in rows
     ]
-    return page, len(rows) > limit
+    return page, has_more
 
 
 # -- test clocks ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import asyncpg
 from pydantic import TypeAdapter
 
 from billing_common.currency import Currency
-from billing_common.db import Connection
+from billing_common.db import Connection, fetch_page
 from billing_common.ids import CustomerId, PlanId, ProductId
 from billing_common.money import MoneyWire
 from billing_metering.meters import MeterDefinition
@@ -71,8 +71,8 @@ async def get_product(conn: Connection, tenant_id: str, product_id: str) -> Prod
 async def list_products(
     conn: Connection, tenant_id: str, *, limit: int, starting_after: str | None
 ) -> tuple[list[Product], bool]:
-    rows = await _page(conn, "products", tenant_id, limit, starting_after, {})
-    return [_to_product(row) for row in rows[:limit]], len(rows) > limit
+    rows, has_more = await _page(conn, "products", tenant_id, limit, starting_after, {})
+    return [_to_product(row) for row in rows], has_more
 
 
 async def _page(
@@ -82,23 +82,16 @@ async def _page(
     limit: int,
     starting_after: str | None,
     equal: dict[str, Any],
-) -> list[asyncpg.Record]:
-    """Up to `limit + 1` rows of `table` in id order (ids are time-ordered)."""
-    clauses = ["tenant_id = $1"]
-    args: list[Any] = [tenant_id]
-    if starting_after is not None:
-        args.append(starting_after)
-        clauses.append(f"id > ${len(args)}")
-    for column, value in equal.items():
-        if value is not None:
-            args.append(value)
-            clauses.append(f"{column} = ${len(args)}")
-    args.append(limit + 1)
-    return list(
-        await conn.fetch(
-            f"SELECT * FROM {table} WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ${len(args)}",
-            *args,
-        )
+) -> tuple[list[asyncpg.Record], bool]:
+    """One page of `table` in id order (ids are time-ordered), and whether more follow."""
+    return await fetch_page(
+        conn,
+        table=table,
+        columns="*",
+        tenant_id=tenant_id,
+        limit=limit,
+        starting_after=starting_after,
+        equal=equal,
     )
 
 
@@ -342,7 +335,7 @@ async def list_overrides(
     starting_after: str | None,
     customer_id: str | None,
 ) -> tuple[list[StoredOverride], bool]:
-    rows = await _page(
+    rows, has_more = await _page(
         conn,
         "price_overrides",
         tenant_id,
@@ -350,7 +343,7 @@ async def list_overrides(
         starting_after,
         {"plan_id": plan_id, "customer_id": customer_id},
     )
-    return [_to_override(row) for row in rows[:limit]], len(rows) > limit
+    return [_to_override(row) for row in rows], has_more
 
 
 # -- coupons -----------------------------------------------------------------------------------
@@ -382,9 +375,9 @@ async def get_coupon(conn: Connection, tenant_id: str, coupon_id: str) -> Coupon
 async def list_coupons(
     conn: Connection, tenant_id: str, *, limit: int, starting_after: str | None
 ) -> tuple[list[CouponCreated], bool]:
-    rows = await _page(conn, "coupons", tenant_id, limit, starting_after, {})
-    coupons = [CouponCreated.model_validate_json(row["body"]) for row in rows[:limit]]
-    return coupons, len(rows) > limit
+    rows, has_more = await _page(conn, "coupons", tenant_id, limit, starting_after, {})
+    coupons = [CouponCreated.model_validate_json(row["body"]) for row in rows]
+    return coupons, has_more
 
 
 # -- the meter projection ----------------------------------------------------------------------

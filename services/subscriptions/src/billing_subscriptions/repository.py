@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from billing_common.currency import Currency
-from billing_common.db import Connection
+from billing_common.db import Connection, fetch_page
 from billing_common.ids import CustomerId, PlanId, SubscriptionId
 from billing_common.money import Money
 from billing_pricing.schemas import Timing
@@ -498,23 +498,14 @@ async def list_page(
     status: SubscriptionStatus | None,
 ) -> tuple[list[StoredSubscription], bool]:
     """One page in id order (ids are time-ordered); also says whether more follow."""
-    clauses = ["tenant_id = $1"]
-    args: list[Any] = [tenant_id]
-    if starting_after is not None:
-        args.append(starting_after)
-        clauses.append(f"id > ${len(args)}")
-    if customer_id is not None:
-        args.append(customer_id)
-        clauses.append(f"customer_id = ${len(args)}")
-    if status is not None:
-        args.append(status.value)
-        clauses.append(f"status = ${len(args)}")
-    args.append(limit + 1)
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM subscriptions WHERE {' AND '.join(clauses)}"
-        f" ORDER BY id LIMIT ${len(args)}",
-        *args,
+    page, has_more = await fetch_page(
+        conn,
+        table="subscriptions",
+        columns=_COLUMNS,
+        tenant_id=tenant_id,
+        limit=limit,
+        starting_after=starting_after,
+        equal={"customer_id": customer_id, "status": None if status is None else status.value},
     )
-    page = list(rows[:limit])
     plans = await _plans_of(conn, tenant_id, page)
-    return [_to_stored(row, plans) for row in page], len(rows) > limit
+    return [_to_stored(row, plans) for row in page], has_more
