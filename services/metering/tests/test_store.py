@@ -485,6 +485,31 @@ class TestUsage:
 
 
 class TestPeriodAggregates:
+    def test_transactions_come_per_group_in_the_order_events_happened(
+        self, store: UsageStore, tenant: str
+    ) -> None:
+        total = BY_KEY["total"]
+        ingest(
+            store,
+            tenant,
+            [
+                use("b", utc(2024, 1, 2), "2.5"),
+                use("a", utc(2024, 1, 2), "1"),  # same instant: by event id
+                use("c", utc(2024, 1, 1), "7", region="us"),
+                use("z", utc(2024, 1, 1), "4"),
+                use("b", utc(2024, 1, 2), "99"),  # a repeat: counted once, as first sent
+                use("late", utc(2024, 2, 1), "5"),  # after the period
+            ],
+            [total],
+        )
+        transactions = store.period_transactions(
+            tenant, "cus_a", total, utc(2024, 1, 1), utc(2024, 2, 1)
+        )
+        assert transactions == {
+            ("eu",): [Decimal(4), Decimal(1), Decimal("2.5")],
+            ("us",): [Decimal(7)],
+        }
+
     def test_weighted_sum_across_period_boundaries(self, store: UsageStore, tenant: str) -> None:
         seats = BY_KEY["seats"]
         ingest(

@@ -34,7 +34,9 @@ from billing_metering.accumulators import UsageAccumulators
 from billing_metering.events import (
     PARKED_EVENTS_RELEASED,
     PERIOD_USAGE_COMPUTED,
+    PLAN_PUBLISHED_METERS,
     USAGE_RECORDED,
+    PlanMeters,
 )
 from billing_metering.meters import MeterDefinition
 from billing_metering.store import UsageStore
@@ -390,15 +392,37 @@ class TestPeriodClosing:
             tenant_id=tenant,
             time=MARCH[1],
         )
+        # A plan prices `bytes` by percentage: its usage carries each event's value.
+        plan = PLAN_PUBLISHED_METERS.parse(
+            new_event(
+                PLAN_PUBLISHED_METERS,
+                PlanMeters.model_validate(
+                    {
+                        "plan_id": "plan_x",
+                        "meter_keys": ["bytes", "calls"],
+                        "charges": [
+                            {"meter_key": "bytes", "price": {"model": "percentage", "rate": "1"}},
+                            {"meter_key": "calls", "price": {"model": "per_unit"}},
+                        ],
+                    }
+                ),
+                event_id=uuid7(),
+                source="pricing",
+                subject="plan_x",
+                tenant_id=tenant,
+                time=MARCH[0],
+            ).to_bytes()
+        )
         async with context.unit_of_work() as conn:
+            await projections.plan_published(conn, plan)
             await cycle.period_closing(context, consumer.store, conn, closing)
         [row] = await context.pool.fetch(
             "SELECT payload FROM outbox WHERE topic = $1", PERIOD_USAGE_COMPUTED.name
         )
         computed = PERIOD_USAGE_COMPUTED.parse(bytes(row["payload"])).data
         assert (computed.saga_id, computed.plan_version) == (closing.data.saga_id, 3)
-        assert [(u.meter_key, u.group, u.quantity) for u in computed.usage] == [
-            ("bytes", {}, Decimal("3.25")),
-            ("calls", {"region": "eu"}, Decimal(2)),
-            ("calls", {"region": "us"}, Decimal(1)),
+        assert [(u.meter_key, u.group, u.quantity, u.transactions) for u in computed.usage] == [
+            ("bytes", {}, Decimal("3.25"), [Decimal("1.5"), Decimal("1.5"), Decimal("0.25")]),
+            ("calls", {"region": "eu"}, Decimal(2), []),
+            ("calls", {"region": "us"}, Decimal(1), []),
         ]

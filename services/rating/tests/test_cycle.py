@@ -20,7 +20,7 @@ from billing_metering.events import PERIOD_USAGE_COMPUTED, PeriodUsage, PeriodUs
 from billing_rating import cycle
 from billing_rating.events import PERIOD_RATED
 
-from .conftest import CALLS, NOW, STORAGE, TENANT, plan_published, project, usd
+from .conftest import CALLS, NOW, PAYMENTS, STORAGE, TENANT, plan_published, project, usd
 
 pytestmark = pytest.mark.service
 
@@ -44,7 +44,7 @@ async def test_a_closing_period_is_rated_with_its_plan_version(rating_pool: Pool
     plan_id = PlanId.new()
     await project(
         rating_pool,
-        plan_published(plan_id, 1, CALLS, STORAGE, minimum_commitment=usd("100")),
+        plan_published(plan_id, 1, CALLS, STORAGE, PAYMENTS, minimum_commitment=usd("100")),
     )
     context = Context(rating_pool, OutboxWriter(source="rating", clock=lambda: NOW), lambda: NOW)
     computed = new_event(
@@ -61,6 +61,12 @@ async def test_a_closing_period_is_rated_with_its_plan_version(rating_pool: Pool
                 PeriodUsage(meter_key="api_calls", group={}, quantity=Decimal(1500)),
                 PeriodUsage(meter_key="storage_gb", group={"region": "eu"}, quantity=Decimal(10)),
                 PeriodUsage(meter_key="gpu_hours", group={}, quantity=Decimal(7)),
+                PeriodUsage(
+                    meter_key="revenue",
+                    group={},
+                    quantity=Decimal("120.50"),
+                    transactions=[Decimal(100), Decimal("20.50")],
+                ),
             ],
             computed_at=NOW,
         ),
@@ -81,11 +87,13 @@ async def test_a_closing_period_is_rated_with_its_plan_version(rating_pool: Pool
     assert rated.data.currency.code == "USD"
     assert rated.data.minimum_commitment is not None
     assert rated.data.minimum_commitment.amount == "100"
-    # 100 x 0.10 + 1400 x 0.05 = 80; 10 GB x 0.023 = 0.23; gpu_hours is not charged.
+    # 100 x 0.10 + 1400 x 0.05 = 80; 10 GB x 0.023 = 0.23; gpu_hours is not charged;
+    # payments: 2.9 % of 120.50 plus 0.30 a transaction, twice = 4.0945.
     assert [
         (line.charge_key, line.group, str(line.amount.amount)) for line in rated.data.lines
     ] == [
         ("calls", {}, "80"),
+        ("payments", {}, "4.0945"),
         ("storage", {"region": "eu"}, "0.23"),
     ]
     assert [tier.units for tier in rated.data.lines[0].tiers] == [Decimal(100), Decimal(1400)]

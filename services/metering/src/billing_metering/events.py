@@ -92,6 +92,11 @@ class PeriodUsage(EventData):
     meter_key: str
     group: dict[str, str] = Field(description="the meter's group_by dimensions and values")
     quantity: Decimal
+    transactions: list[Decimal] = Field(
+        default_factory=list,
+        description="each event's value in the order they happened, for a meter some plan "
+        "prices transaction by transaction (a percentage price); empty otherwise",
+    )
 
 
 class PeriodUsageComputed(CyclePeriod):
@@ -110,6 +115,24 @@ PERIOD_USAGE_COMPUTED = Topic(
 )
 
 
+#: Pricing models that rate each event's value on its own (fee per transaction, minimum
+#: and maximum per transaction): their period usage carries the transactions.
+PER_TRANSACTION_MODELS = frozenset({"percentage"})
+
+
+class PlanChargePrice(EventData):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    model: str
+
+
+class PlanCharge(EventData):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    meter_key: str
+    price: PlanChargePrice
+
+
 class PlanMeters(EventData):
     """What metering reads of `billing.pricing.plan_published`: which meters a plan version
     charges on (so that a meter in use is not deleted). A tolerant reader: the rest of the
@@ -119,6 +142,12 @@ class PlanMeters(EventData):
 
     plan_id: str
     meter_keys: list[str]
+    charges: list[PlanCharge] = Field(default_factory=list)
+
+    @property
+    def per_transaction_meters(self) -> set[str]:
+        """The meters this version prices transaction by transaction."""
+        return {c.meter_key for c in self.charges if c.price.model in PER_TRANSACTION_MODELS}
 
 
 PLAN_PUBLISHED_METERS = Topic(

@@ -39,8 +39,9 @@ async def customer_known(
 
 async def plan_published(conn: Connection, event: CloudEvent[PlanMeters]) -> None:
     """Remember the meters a plan version charges on: they cannot be deleted."""
+    data = event.data
     await repository.add_plan_references(
-        conn, event.tenantid, event.data.plan_id, event.data.meter_keys
+        conn, event.tenantid, data.plan_id, data.meter_keys, data.per_transaction_meters
     )
 
 

@@ -116,15 +116,32 @@ async def active_meters(conn: Connection) -> dict[str, list[MeterDefinition]]:
 
 
 async def add_plan_references(
-    conn: Connection, tenant_id: str, plan_id: str, meter_keys: Iterable[str]
+    conn: Connection,
+    tenant_id: str,
+    plan_id: str,
+    meter_keys: Iterable[str],
+    per_transaction: Iterable[str] = (),
 ) -> None:
-    """Record that a version of `plan_id` charges on `meter_keys`. References are never
-    removed: subscriptions may stay on any published version."""
+    """Record that a version of `plan_id` charges on `meter_keys` (those in
+    `per_transaction` transaction by transaction). References are never removed:
+    subscriptions may stay on any published version."""
+    by_transaction = set(per_transaction)
     await conn.executemany(
-        "INSERT INTO meter_references (tenant_id, meter_key, plan_id) VALUES ($1, $2, $3) "
-        "ON CONFLICT DO NOTHING",
-        [(tenant_id, key, plan_id) for key in sorted(set(meter_keys))],
+        "INSERT INTO meter_references (tenant_id, meter_key, plan_id, per_transaction)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, meter_key, plan_id)"
+        " DO UPDATE SET per_transaction = meter_references.per_transaction"
+        " OR excluded.per_transaction",
+        [(tenant_id, key, plan_id, key in by_transaction) for key in sorted(set(meter_keys))],
     )
+
+
+async def per_transaction_meters(conn: Connection, tenant_id: str) -> set[str]:
+    """The tenant's meters some plan prices transaction by transaction."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT meter_key FROM meter_references WHERE tenant_id = $1 AND per_transaction",
+        tenant_id,
+    )
+    return {row["meter_key"] for row in rows}
 
 
 async def plans_using(conn: Connection, tenant_id: str, meter_key: str) -> list[str]:

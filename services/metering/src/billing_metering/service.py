@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from datetime import datetime
+from decimal import Decimal
 
 from billing_common.db import Connection
 from billing_common.errors import Conflict, NotFound, ValidationFailed
@@ -291,11 +292,17 @@ async def period_usage(
     aggregates = await asyncio.to_thread(
         store.period_aggregates, tenant_id, customer_id, list(meters.values()), start, end
     )
+    transactions: dict[str, dict[tuple[str, ...], list[Decimal]]] = {}
+    for key in sorted(await repository.per_transaction_meters(conn, tenant_id) & set(meters)):
+        transactions[key] = await asyncio.to_thread(
+            store.period_transactions, tenant_id, customer_id, meters[key], start, end
+        )
     return [
         PeriodUsage(
             meter_key=key,
             group=dict(zip(meters[key].group_by, group, strict=True)),
             quantity=value,
+            transactions=transactions.get(key, {}).get(group, []),
         )
         for (key, group), value in sorted(aggregates.items())
     ]

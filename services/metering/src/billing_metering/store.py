@@ -526,6 +526,33 @@ class UsageStore:
                 result[(meter.key, point.group)] = point.value
         return result
 
+    def period_transactions(
+        self,
+        tenant: str,
+        customer: str,
+        meter: MeterDefinition,
+        start: datetime,
+        end: datetime,
+    ) -> dict[tuple[str, ...], list[Decimal]]:
+        """Each event's value of `meter` for `customer` over `[start, end)`, per group, in
+        the order the events happened (timestamp, then event id): what a percentage price
+        rates transaction by transaction. Read from the deduplicated events."""
+        params: dict[str, Any] = {
+            "tenant": tenant,
+            "meter": meter.key,
+            "customers": [customer],
+            "lower_ms": epoch_ms(start),
+            "upper_ms": epoch_ms(end),
+        }
+        deduplicated = _DEDUPLICATED.replace("$groups", "AND customer IN {customers:Array(String)}")
+        sql = _ORDERED_EVENTS.replace("$deduplicated", deduplicated)
+        ordered: dict[tuple[str, ...], list[tuple[int, str, Decimal]]] = defaultdict(list)
+        for _, group, event_id, at_ms, value, _, _ in self._rows(sql, params):
+            ordered[tuple(group)].append((int(at_ms), event_id, _quantity(value)))
+        return {
+            group: [value for _, _, value in sorted(events)] for group, events in ordered.items()
+        }
+
     def _usage_in_sql(
         self,
         meter: MeterDefinition,

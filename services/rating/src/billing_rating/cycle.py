@@ -2,9 +2,8 @@
 version and the customer's overrides, and publish the lines for invoicing.
 
 Idempotent per saga: rating the same usage again gives the same lines, and invoicing
-keeps the first `period_rated` of a saga. Percentage charges need each event's amount
-(`transactions`), which metering's period usage does not carry yet: such a charge is
-rated on its quantity only where the model allows it.
+keeps the first `period_rated` of a saga. A percentage charge rates each event's amount:
+metering's period usage carries them (`transactions`) for the meters a plan prices so.
 """
 
 from __future__ import annotations
@@ -27,7 +26,12 @@ async def period_usage_computed(
     )
     usage = Usage(
         [
-            UsageRecord(meter_key=record.meter_key, group=record.group, quantity=record.quantity)
+            UsageRecord(
+                meter_key=record.meter_key,
+                group=record.group,
+                quantity=record.quantity,
+                transactions=record.transactions,
+            )
             for record in computed.usage
         ]
     )
