@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 import billing_local.stack as stack_module
 from billing_local import EmbeddedStack, StackStartError, StackUrls
+from billing_local._proc import Reaper, spawn, write_records
 from billing_local._proc import free_port as real_free_port
 
 NewProcesses = Callable[..., list[psutil.Process]]
@@ -350,3 +351,27 @@ def test_postgres_retries_once_when_its_folder_was_not_traversable(
         assert asyncio.run(_postgres_roundtrip(stack.start().database_url)) == [(1, "hello pg")]
     assert len(calls) >= 4  # twice (bin dir, data dir), then the socket dir
     assert "Permission denied" in (locked / "data" / "logs" / "postgres.log").read_text()
+
+
+def test_a_terminated_reaper_stops_the_servers_it_watches(
+    tmp_path: Path, new_processes: NewProcesses, assert_gone: AssertGone
+) -> None:
+    sleeper = spawn("sleeper", ["sleep", "60"], log_path=tmp_path / "sleeper.log")
+    state = tmp_path / "children.json"
+    write_records(state, [sleeper])
+    reaper = Reaper(state, tmp_path / "reaper.log")
+    try:
+        watched = [p for p in new_processes() if p.pid == sleeper.pid]
+        assert len(watched) == 1
+        deadline = time.monotonic() + 10
+        while "reaper: watching" not in (tmp_path / "reaper.log").read_text():
+            assert time.monotonic() < deadline, "the reaper never started watching"
+            time.sleep(0.05)
+        watchdog = psutil.Process(reaper.pid)
+        os.kill(reaper.pid, signal.SIGTERM)  # as a `pkill` sweeping the owner's tree would
+        assert_gone(watched)
+        watchdog.wait(timeout=10)
+        assert "stopped sleeper" in (tmp_path / "reaper.log").read_text()
+    finally:
+        reaper.close()
+        sleeper.finish()
