@@ -27,7 +27,11 @@ from billing_ledger.ledger import (
 from billing_ledger.tigerbeetle_ledger import (
     TIGERBEETLE_ADDRESSES,
     TigerBeetleLedger,
+    _account,
     _host_port,
+    _tb_account,
+    _tb_transfer,
+    _transfer,
     ledger_from_env,
     reachable,
 )
@@ -201,3 +205,43 @@ async def test_reachable_only_when_something_listens() -> None:
         assert await reachable(str(port))
     assert not await reachable(f"127.0.0.1:{port}", timeout_s=0.5)
     assert not await reachable("")
+
+
+def test_records_cross_to_the_client_and_back_field_for_field() -> None:
+    account = Account(
+        id=7,
+        ledger=840,
+        code=1,
+        user_data_128=11,
+        user_data_64=12,
+        user_data_32=13,
+        debits_pending=1,
+        debits_posted=2,
+        credits_pending=3,
+        credits_posted=4,
+        flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags.HISTORY,
+        timestamp=99,
+    )
+    transfer = Transfer(
+        id=8,
+        debit_account_id=7,
+        credit_account_id=9,
+        amount=10**30,
+        pending_id=5,
+        user_data_128=21,
+        user_data_64=22,
+        user_data_32=23,
+        timeout=60,
+        ledger=840,
+        code=2,
+        flags=TransferFlags.PENDING | TransferFlags.LINKED,
+        timestamp=100,
+    )
+    client_account = _tb_account(account)
+    assert isinstance(client_account, tb.Account)
+    assert client_account.credits_posted == 4
+    assert _account(client_account) == account
+    client_transfer = _tb_transfer(transfer)
+    assert isinstance(client_transfer, tb.Transfer)
+    assert client_transfer.amount == 10**30
+    assert _transfer(client_transfer) == transfer

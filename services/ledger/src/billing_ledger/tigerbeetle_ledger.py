@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from typing import Any, Self
 
 import tigerbeetle as tb
@@ -105,74 +106,29 @@ class TigerBeetleLedger:
         ]
 
 
+# The records have the client's field names; only the flags change type on the way.
+_ACCOUNT_FIELDS = tuple(f.name for f in fields(Account) if f.name != "flags")
+_TRANSFER_FIELDS = tuple(f.name for f in fields(Transfer) if f.name != "flags")
+
+
 def _tb_account(a: Account) -> Any:
-    return tb.Account(
-        id=a.id,
-        debits_pending=a.debits_pending,
-        debits_posted=a.debits_posted,
-        credits_pending=a.credits_pending,
-        credits_posted=a.credits_posted,
-        user_data_128=a.user_data_128,
-        user_data_64=a.user_data_64,
-        user_data_32=a.user_data_32,
-        ledger=a.ledger,
-        code=a.code,
-        flags=tb.AccountFlags(int(a.flags)),
-        timestamp=a.timestamp,
-    )
+    values = {name: getattr(a, name) for name in _ACCOUNT_FIELDS}
+    return tb.Account(**values, flags=tb.AccountFlags(int(a.flags)))
 
 
 def _account(a: Any) -> Account:
-    return Account(
-        id=a.id,
-        debits_pending=a.debits_pending,
-        debits_posted=a.debits_posted,
-        credits_pending=a.credits_pending,
-        credits_posted=a.credits_posted,
-        user_data_128=a.user_data_128,
-        user_data_64=a.user_data_64,
-        user_data_32=a.user_data_32,
-        ledger=a.ledger,
-        code=a.code,
-        flags=AccountFlags(int(a.flags)),
-        timestamp=a.timestamp,
-    )
+    values = {name: getattr(a, name) for name in _ACCOUNT_FIELDS}
+    return Account(**values, flags=AccountFlags(int(a.flags)))
 
 
 def _tb_transfer(t: Transfer) -> Any:
-    return tb.Transfer(
-        id=t.id,
-        debit_account_id=t.debit_account_id,
-        credit_account_id=t.credit_account_id,
-        amount=t.amount,
-        pending_id=t.pending_id,
-        user_data_128=t.user_data_128,
-        user_data_64=t.user_data_64,
-        user_data_32=t.user_data_32,
-        timeout=t.timeout,
-        ledger=t.ledger,
-        code=t.code,
-        flags=tb.TransferFlags(int(t.flags)),
-        timestamp=t.timestamp,
-    )
+    values = {name: getattr(t, name) for name in _TRANSFER_FIELDS}
+    return tb.Transfer(**values, flags=tb.TransferFlags(int(t.flags)))
 
 
 def _transfer(t: Any) -> Transfer:
-    return Transfer(
-        id=t.id,
-        debit_account_id=t.debit_account_id,
-        credit_account_id=t.credit_account_id,
-        amount=t.amount,
-        pending_id=t.pending_id,
-        user_data_128=t.user_data_128,
-        user_data_64=t.user_data_64,
-        user_data_32=t.user_data_32,
-        timeout=t.timeout,
-        ledger=t.ledger,
-        code=t.code,
-        flags=TransferFlags(int(t.flags)),
-        timestamp=t.timestamp,
-    )
+    values = {name: getattr(t, name) for name in _TRANSFER_FIELDS}
+    return Transfer(**values, flags=TransferFlags(int(t.flags)))
 
 
 def _tb_filter(f: AccountFilter) -> Any:

@@ -78,7 +78,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from billing_common.errors import ServiceUnavailable
-from billing_metering.domain import canonical_quantity, epoch_ms
+from billing_metering.domain import canonical_quantity, epoch_ms, period_end, period_start
 from billing_metering.meters import Aggregation, MeterDefinition, MeteredEvent, canonical_text
 from billing_metering.store import InvalidUsageQuery
 
@@ -152,26 +152,6 @@ def supports(meter: MeterDefinition) -> bool:
     return meter.aggregation in SUPPORTED_AGGREGATIONS and not (
         meter.carry_over or meter.tracks_set
     )
-
-
-def period_start(instant: datetime) -> datetime:
-    """The first instant of `instant`'s calendar month in UTC.
-
-    >>> period_start(datetime(2024, 2, 29, 23, 59, tzinfo=UTC)).isoformat()
-    '2024-02-01T00:00:00+00:00'
-    """
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise ValueError(f"{instant.isoformat()} has no timezone")
-    utc = instant.astimezone(UTC)
-    return datetime(utc.year, utc.month, 1, tzinfo=UTC)
-
-
-def period_end(start: datetime) -> datetime:
-    """The first instant after the month that starts at `start` (`period_start`)."""
-    start = period_start(start)
-    if start.month == 12:
-        return datetime(start.year + 1, 1, 1, tzinfo=UTC)
-    return datetime(start.year, start.month + 1, 1, tzinfo=UTC)
 
 
 # -- the state of one period, as read from and written to Redis --------------------------

@@ -191,6 +191,26 @@ def _next_boundary(instant: datetime, size: WindowSize) -> datetime:
     return first + timedelta(days=days)
 
 
+# -- accumulator periods: calendar months in UTC ----------------------------------------------
+
+
+def period_start(instant: datetime) -> datetime:
+    """The first instant of `instant`'s calendar month in UTC.
+
+    >>> period_start(datetime(2024, 2, 29, 23, 59, tzinfo=UTC)).isoformat()
+    '2024-02-01T00:00:00+00:00'
+    """
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"{instant.isoformat()} has no timezone")
+    utc = instant.astimezone(UTC)
+    return datetime(utc.year, utc.month, 1, tzinfo=UTC)
+
+
+def period_end(start: datetime) -> datetime:
+    """The first instant after the month that starts at `start` (`period_start`)."""
+    return _next_boundary(period_start(start), WindowSize.MONTH)
+
+
 def deduplicate(events: Iterable[MeteredEvent]) -> list[MeteredEvent]:
     """`events` without repeats of a (meter, customer, event id): the first one wins."""
     seen: set[tuple[str, str, str]] = set()

@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from billing_common.errors import InvalidEvent
 from billing_common.usage_events import UsageEvent
-from billing_metering.accumulators import period_start
+from billing_metering.domain import period_start
 from billing_metering.meters import Aggregation, MeterDefinition, MeteredEvent, measure_all
 from billing_metering.store import MeasuredEvent
 

@@ -11,7 +11,8 @@ from billing_common.db import Connection
 from billing_common.errors import Conflict, NotFound, ValidationFailed
 from billing_common.outbox import OutboxWriter
 from billing_metering import repository
-from billing_metering.accumulators import UsageAccumulators, period_end, period_start, supports
+from billing_metering.accumulators import UsageAccumulators, supports
+from billing_metering.domain import period_end, period_start
 from billing_metering.events import (
     METER_ARCHIVED,
     METER_CREATED,

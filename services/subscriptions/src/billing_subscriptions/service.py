@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime
+from typing import Any
 
 from billing_common import clock_projection
 from billing_common.currency import Currency
@@ -116,40 +117,48 @@ def to_public(stored: StoredSubscription) -> Subscription:
     if state.cancel_at_period_end:
         cancel_at = state.trial_end if period is None else period.end
     return Subscription(
+        **_shared_fields(stored),
         id=stored.id,
-        customer_id=stored.customer_id,
-        external_id=stored.external_id,
-        status=state.status,
-        currency=stored.plan.currency,
-        plan_id=stored.plan.plan_id,
-        plan_version=stored.plan.version,
         base_fee=stored.plan.base_fee.to_public(),
-        interval=state.terms.interval,
-        billing_anchor=state.terms.anchor,
-        timezone=state.terms.timezone,
-        billing_starts_at=state.terms.starts_at,
-        current_period_start=None if period is None else period.start,
-        current_period_end=None if period is None else period.end,
         current_period_fee=None if state.period_fee is None else state.period_fee.to_public(),
-        trial_end=state.trial_end,
-        cancel_at_period_end=state.cancel_at_period_end,
         cancel_at=cancel_at,
-        scheduled_plan_id=None if stored.scheduled_plan is None else stored.scheduled_plan.plan_id,
-        scheduled_plan_version=(
-            None if stored.scheduled_plan is None else stored.scheduled_plan.version
-        ),
-        paused_at=state.paused_at,
-        canceled_at=state.canceled_at,
-        ended_at=state.ended_at,
         coupons=[
             SubscriptionCouponResource(
                 coupon_id=c.coupon_id, code=c.code, start_period=c.start_period
             )
             for c in stored.coupons
         ],
-        created_at=stored.created_at,
-        updated_at=stored.updated_at,
     )
+
+
+def _shared_fields(stored: StoredSubscription) -> dict[str, Any]:
+    """What the API's view and the events say alike (money aside: public there, wire here)."""
+    state = stored.state
+    period = state.current_period
+    scheduled = stored.scheduled_plan
+    return {
+        "customer_id": stored.customer_id,
+        "external_id": stored.external_id,
+        "status": state.status,
+        "currency": stored.plan.currency,
+        "plan_id": stored.plan.plan_id,
+        "plan_version": stored.plan.version,
+        "interval": state.terms.interval,
+        "billing_anchor": state.terms.anchor,
+        "timezone": state.terms.timezone,
+        "billing_starts_at": state.terms.starts_at,
+        "current_period_start": None if period is None else period.start,
+        "current_period_end": None if period is None else period.end,
+        "trial_end": state.trial_end,
+        "cancel_at_period_end": state.cancel_at_period_end,
+        "scheduled_plan_id": None if scheduled is None else scheduled.plan_id,
+        "scheduled_plan_version": None if scheduled is None else scheduled.version,
+        "paused_at": state.paused_at,
+        "canceled_at": state.canceled_at,
+        "ended_at": state.ended_at,
+        "created_at": stored.created_at,
+        "updated_at": stored.updated_at,
+    }
 
 
 async def get_subscription(conn: Connection, tenant_id: str, subscription_id: str) -> Subscription:
@@ -578,40 +587,17 @@ async def _record_effects(
 def _fields(stored: StoredSubscription) -> dict[str, object]:
     """The `SubscriptionFields` of a stored subscription."""
     state = stored.state
-    period = state.current_period
     fields = SubscriptionFields(
+        **_shared_fields(stored),
         subscription_id=stored.id,
-        customer_id=stored.customer_id,
-        external_id=stored.external_id,
         revision=stored.revision,
-        status=state.status,
-        currency=stored.plan.currency,
-        plan_id=stored.plan.plan_id,
-        plan_version=stored.plan.version,
         base_fee=stored.plan.base_fee.to_wire(),
         base_fee_timing=stored.plan.base_fee_timing,
-        interval=state.terms.interval,
-        billing_anchor=state.terms.anchor,
-        timezone=state.terms.timezone,
-        billing_starts_at=state.terms.starts_at,
         ends_at=state.terms.ends_at,
-        current_period_start=None if period is None else period.start,
-        current_period_end=None if period is None else period.end,
         current_period_fee=None if state.period_fee is None else state.period_fee.to_wire(),
-        trial_end=state.trial_end,
-        cancel_at_period_end=state.cancel_at_period_end,
-        scheduled_plan_id=None if stored.scheduled_plan is None else stored.scheduled_plan.plan_id,
-        scheduled_plan_version=(
-            None if stored.scheduled_plan is None else stored.scheduled_plan.version
-        ),
-        paused_at=state.paused_at,
-        canceled_at=state.canceled_at,
-        ended_at=state.ended_at,
         coupons=[
             SubscriptionCoupon(coupon_id=c.coupon_id, code=c.code, start_period=c.start_period)
             for c in stored.coupons
         ],
-        created_at=stored.created_at,
-        updated_at=stored.updated_at,
     )
     return {name: getattr(fields, name) for name in SubscriptionFields.model_fields}
